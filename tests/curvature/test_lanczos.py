@@ -1,0 +1,55 @@
+"""Lanczos tridiagonalisation against dense linear algebra."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from eoslab.curvature import ritz_pairs, ritz_vectors, tridiag_sym
+
+
+def _sym(n, seed=0):
+    a = jax.random.normal(jax.random.PRNGKey(seed), (n, n), jnp.float64)
+    return (a + a.T) / 2
+
+
+def test_basis_orthonormal_and_projection_is_tridiagonal():
+    a = _sym(80)
+    tri = tridiag_sym(lambda v: a @ v, jnp.ones(80, jnp.float64), 30)
+    q = tri.basis[:30]
+    np.testing.assert_allclose(q @ q.T, np.eye(30), atol=1e-12)
+    t = q @ a @ q.T
+    expected = np.diag(tri.alpha) + np.diag(tri.beta[:-1], 1) + np.diag(tri.beta[:-1], -1)
+    np.testing.assert_allclose(t, expected, atol=1e-10)
+    assert int(tri.num_steps) == 30
+
+
+def test_ritz_residual_is_exact_residual():
+    a = _sym(60, 1)
+    tri = tridiag_sym(lambda v: a @ v, jnp.ones(60, jnp.float64), 12)
+    pairs = ritz_pairs(tri, 3)
+    y = ritz_vectors(tri, pairs)
+    true = jnp.linalg.norm(y @ a - pairs.values[:, None] * y, axis=1)
+    np.testing.assert_allclose(pairs.residuals, true, rtol=1e-8)
+    # Ritz values interlace: below the true top eigenvalues (Cauchy)
+    evals = np.linalg.eigvalsh(np.asarray(a))[::-1]
+    assert np.all(np.asarray(pairs.values) <= evals[:3] + 1e-10)
+
+
+def test_breakdown_on_low_rank_start():
+    # v0 in a 3-dimensional invariant subspace: exact after 3 steps
+    d = jnp.array([5.0, 2.0, -1.0] + [0.5] * 17, jnp.float64)
+    a = jnp.diag(d)
+    v0 = jnp.zeros(20, jnp.float64).at[:3].set(1.0)
+    tri = tridiag_sym(lambda v: a @ v, v0, 10)
+    assert bool(tri.breakdown) and int(tri.num_steps) == 3
+    np.testing.assert_allclose(ritz_pairs(tri, 3).values, [5.0, 2.0, -1.0], rtol=1e-13)
+    assert float(jnp.max(ritz_pairs(tri, 3).residuals)) == 0.0
+
+
+def test_early_stop_meets_tolerance():
+    d = jnp.concatenate([jnp.array([10.0, 7.0]), jnp.linspace(-1, 1, 200)])
+    a = jnp.diag(d)
+    tri = tridiag_sym(lambda v: a @ v, jnp.ones(202, jnp.float64), 150, k=1, tol=1e-8)
+    pairs = ritz_pairs(tri, 1)
+    assert int(tri.num_steps) < 150
+    assert float(pairs.residuals[0]) <= 1e-8 * 10.0 * (1 + 1e-12)
+    assert abs(float(pairs.values[0]) - 10.0) <= float(pairs.residuals[0])

@@ -1,0 +1,92 @@
+"""Warm-started tracking along a gradient-descent trajectory."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from eoslab.curvature import SharpnessTracker, top_eigenpairs
+from tests.curvature.nets import dense_hessian, mlp_problem
+
+
+@pytest.fixture(scope="module")
+def trajectory():
+    loss_fn, params = mlp_problem(widths=(24,), d_in=8, d_out=3, n=48, seed=4)
+    grad = jax.jit(jax.grad(loss_fn))
+    path = [params]
+    for _ in range(12):
+        g = grad(path[-1])
+        path.append(jax.tree_util.tree_map(lambda p, gg: p - 0.2 * gg, path[-1], g))
+    return loss_fn, path
+
+
+def test_tracks_dense_top_eigenvalues_cheaply(trajectory):
+    loss_fn, path = trajectory
+    tracker = SharpnessTracker(k=2, tol=1e-8, max_hvps=30)
+    res, state = tracker.init(loss_fn, path[0])
+    cold_hvps = int(res.num_hvps)
+    warm_hvps = []
+    for params in path[1:]:
+        res, state = tracker.update(loss_fn, params, state)
+        truth = np.sort(np.linalg.eigvalsh(np.asarray(dense_hessian(loss_fn, params))))[::-1][:2]
+        np.testing.assert_allclose(res.eigenvalues, truth, rtol=1e-8)
+        assert bool(res.converged)
+        warm_hvps.append(int(res.num_hvps))
+    assert np.median(warm_hvps) < cold_hvps
+
+
+def test_fallback_cold_solve_when_warm_budget_too_small(trajectory):
+    loss_fn, path = trajectory
+    tracker = SharpnessTracker(k=1, tol=1e-12, max_hvps=2, cold_max_hvps=200)
+    _, state = tracker.init(loss_fn, path[0])
+    res, _ = tracker.update(loss_fn, path[5], state)
+    truth = np.linalg.eigvalsh(np.asarray(dense_hessian(loss_fn, path[5])))[-1]
+    assert int(res.num_hvps) > 2  # the cold solve ran and its cost is counted
+    np.testing.assert_allclose(res.eigenvalues[0], truth, rtol=1e-10)
+    no_fallback = SharpnessTracker(k=1, tol=1e-12, max_hvps=2, fallback=False)
+    res2, _ = no_fallback.update(loss_fn, path[5], state)
+    assert int(res2.num_hvps) == 2 and not bool(res2.converged)
+
+
+def test_refresh_every_forces_cold_solves(trajectory):
+    loss_fn, path = trajectory
+    tracker = SharpnessTracker(k=1, tol=1e-6, refresh_every=2, fallback=False)
+    _, state = tracker.init(loss_fn, path[0])
+    hvps = []
+    for params in path[1:5]:
+        res, state = tracker.update(loss_fn, params, state)
+        hvps.append(int(res.num_hvps))
+    assert hvps[1] > hvps[0] and hvps[3] > hvps[2]  # updates 2 and 4 add a cold solve
+
+
+def test_preconditioned_tracking(trajectory):
+    loss_fn, path = trajectory
+    p = jax.tree_util.tree_map(lambda a: 0.5 + a**2, path[0])
+    tracker = SharpnessTracker(k=1, tol=1e-9)
+    _, state = tracker.init(loss_fn, path[0], precond=p)
+    res, state = tracker.update(loss_fn, path[1], state, precond=p)
+    ref = top_eigenpairs(loss_fn, path[1], 1, precond=p, tol=1e-12)
+    np.testing.assert_allclose(res.eigenvalues, ref.eigenvalues, rtol=1e-8)
+
+
+def test_tracker_inside_scan_and_vmap(trajectory):
+    loss_fn, path = trajectory
+    tracker = SharpnessTracker(k=1, tol=1e-8, max_hvps=20, fallback=False)
+    stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *path[1:6])
+
+    def run(start_scale):
+        p0 = jax.tree_util.tree_map(lambda a: start_scale * a, path[0])
+        _, state = tracker.init(loss_fn, p0)
+
+        def step(state, params):
+            params = jax.tree_util.tree_map(lambda a: start_scale * a, params)
+            res, state = tracker.update(loss_fn, params, state)
+            return state, res.eigenvalues[0]
+
+        return jax.lax.scan(step, state, stacked)[1]
+
+    out = jax.jit(jax.vmap(run))(jnp.array([1.0, 0.9]))
+    for i, scale in enumerate([1.0, 0.9]):
+        for t in range(5):
+            params = jax.tree_util.tree_map(lambda a: scale * a, path[1 + t])
+            truth = np.linalg.eigvalsh(np.asarray(dense_hessian(loss_fn, params)))[-1]
+            np.testing.assert_allclose(out[i, t], truth, rtol=1e-7)
