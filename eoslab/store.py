@@ -1,0 +1,898 @@
+"""SQLite run store: configs, status and metric series of training runs.
+
+One SQLite file (``runs.db`` in a results directory) holds every run of a
+project.  A run is a config (any JSON-like dict), an optional seed, name and
+group, a status and its metric series ``(step, name, value)``.
+
+Guarantees
+
+- Every write is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``): a call
+  that raises, or a process killed mid-call, leaves nothing of that call.
+- A run is ``'completed'`` (or ``'diverged'``/``'failed'``) only once
+  :meth:`RunStore.finish_run` has committed; a crashed run stays ``'running'``.
+- The journal is WAL with a busy timeout, so a sweep driver and readers
+  (notebooks, ``eoslab`` commands) can use the same file from several
+  processes at once.  ``synchronous=NORMAL``: a committed write survives a
+  process crash; a power loss may undo the last commits but never corrupts.
+
+Metric values are stored as SQLite ``REAL``.  ``inf`` and ``-inf`` are kept
+as they are; SQLite cannot store NaN and turns it into NULL, which reads back
+as NaN.  So NaN round-trips, and a ``None`` value is read back as NaN too.
+
+Config hashing (:func:`config_hash`): canonical JSON with sorted keys and no
+whitespace, floats written by ``repr`` (so ``0.1`` and ``0.10`` are the same
+value), numpy scalars and arrays converted to Python, tuples to lists.  Types
+are *kept*: ``1`` and ``1.0`` (and ``True`` and ``1``) hash differently, as
+they are different TOML values and a validator may treat them differently.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import functools
+import hashlib
+import itertools
+import json
+import math
+import numbers
+import operator
+import os
+import platform
+import sqlite3
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eoslab.errors import ConfigError, InputError
+
+__all__ = [
+    "DB_NAME",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "RunRecord",
+    "RunStore",
+    "config_hash",
+    "canonical_json",
+    "export",
+    "load_runs",
+    "metrics_wide",
+    "software_versions",
+]
+
+DB_NAME = "runs.db"
+SCHEMA_VERSION = 1
+STATUSES = ("running", "completed", "diverged", "failed")
+FINAL_STATUSES = ("completed", "diverged", "failed")
+EXPORT_FORMATS = {"csv": ".csv", "parquet": ".parquet"}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    name TEXT,
+    config_json TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    seed INTEGER,
+    status TEXT NOT NULL
+        CHECK (status IN ('running', 'completed', 'diverged', 'failed')),
+    diverged_step INTEGER,
+    error TEXT,
+    versions_json TEXT,
+    created_at TEXT,
+    updated_at TEXT,
+    group_name TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (config_hash, seed);
+CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name);
+CREATE INDEX IF NOT EXISTS runs_by_group ON runs (group_name);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_id, step, name)
+) WITHOUT ROWID;
+"""
+
+_RUN_COLUMNS = (
+    "id, name, config_json, config_hash, seed, status, diverged_step, error, "
+    "versions_json, created_at, updated_at, group_name"
+)
+
+
+# --------------------------------------------------------------------------
+# Config canonicalisation and hashing
+# --------------------------------------------------------------------------
+
+
+def _normalise(value: Any, where: str) -> Any:
+    """Turn a config value into plain JSON types (dict, list, str, int, float, bool, None)."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, np.generic):
+        return _normalise(value.item(), where)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(
+                    f"config key {key!r} at {where or 'top level'} is a "
+                    f"{type(key).__name__}; use string keys only."
+                )
+            out[key] = _normalise(item, f"{where}.{key}" if where else key)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_normalise(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
+        return _normalise(np.asarray(value).tolist(), where)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise ConfigError(
+        f"config value at {where or 'top level'} has type "
+        f"{type(value).__name__}, which cannot be stored; use numbers, strings, "
+        "booleans, lists or dicts."
+    )
+
+
+def _normalise_config(config: Any) -> dict:
+    if not isinstance(config, Mapping):
+        raise ConfigError(
+            f"a run config must be a dict, got {type(config).__name__}; pass the "
+            "config as a dict of settings."
+        )
+    return _normalise(config, "")
+
+
+def canonical_json(config: Mapping) -> str:
+    """The canonical JSON text of ``config``: sorted keys, no spaces, floats by ``repr``."""
+    return json.dumps(
+        _normalise_config(config), sort_keys=True, separators=(",", ":"),
+        ensure_ascii=False, allow_nan=True,
+    )
+
+
+def config_hash(config: Mapping) -> str:
+    """First 16 hex digits of the sha256 of :func:`canonical_json` of ``config``.
+
+    Independent of key order; ``0.1 == 0.10``; numpy scalars hash as the
+    Python value; ``1`` and ``1.0`` hash differently (types are kept).
+    """
+    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------
+# Software versions
+# --------------------------------------------------------------------------
+
+_VERSIONED = ("jax", "jaxlib", "optax", "flax", "numpy", "eoslab")
+
+
+def _version_of(module: str) -> str | None:
+    loaded = sys.modules.get(module)
+    version = getattr(loaded, "__version__", None)
+    if isinstance(version, str):
+        return version
+    from importlib import metadata
+
+    try:
+        return metadata.version(module)
+    except metadata.PackageNotFoundError:
+        pass
+    if module == "eoslab":
+        import eoslab
+
+        return getattr(eoslab, "__version__", None)
+    return None
+
+
+@functools.cache
+def _cached_versions() -> tuple[tuple[str, str | None], ...]:
+    out = [("python", platform.python_version())]
+    out += [(m, _version_of(m)) for m in _VERSIONED]
+    return tuple(out)
+
+
+def software_versions() -> dict[str, str | None]:
+    """Versions of python, jax, jaxlib, optax, flax, numpy and eoslab (None if missing).
+
+    Read from the loaded module or the installed package metadata; nothing is
+    imported just to learn its version.
+    """
+    return dict(_cached_versions())
+
+
+# --------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One stored run; ``config`` and ``versions`` are plain dicts, times are UTC."""
+
+    id: int
+    name: str | None
+    config: dict
+    config_hash: str
+    seed: int | None
+    status: str
+    diverged_step: int | None
+    error: str | None
+    versions: dict
+    created_at: _dt.datetime | None
+    updated_at: _dt.datetime | None
+    group: str | None
+
+    @classmethod
+    def _from_row(cls, row: tuple) -> "RunRecord":
+        (id_, name, config_json, chash, seed, status, dstep, error, versions_json,
+         created, updated, group) = row
+        return cls(
+            id=id_, name=name, config=json.loads(config_json), config_hash=chash,
+            seed=seed, status=status, diverged_step=dstep, error=error,
+            versions=json.loads(versions_json) if versions_json else {},
+            created_at=_dt.datetime.fromisoformat(created) if created else None,
+            updated_at=_dt.datetime.fromisoformat(updated) if updated else None,
+            group=group,
+        )
+
+
+# --------------------------------------------------------------------------
+# Input checks for metric rows
+# --------------------------------------------------------------------------
+
+
+def _run_id(run_id: Any) -> int:
+    if isinstance(run_id, bool):
+        raise InputError(f"run id {run_id!r} is not an integer; pass the id returned by start_run.")
+    try:
+        return operator.index(run_id)
+    except TypeError:
+        raise InputError(
+            f"run id {run_id!r} is not an integer; pass the id returned by start_run."
+        ) from None
+
+
+def _optional_int(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InputError(f"{what} {value!r} is a boolean; pass an integer or None.")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise InputError(f"{what} {value!r} is not an integer; pass an integer or None.") from None
+
+
+def _optional_str(value: Any, what: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InputError(f"{what} {value!r} is not a string; pass a string or None.")
+    return value
+
+
+def _metric_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise InputError(f"metric name {name!r} is not a non-empty string; name metrics with strings.")
+    return name
+
+
+def _step(step: Any, name: str) -> int:
+    if not isinstance(step, bool):
+        with contextlib.suppress(TypeError):
+            return operator.index(step)
+        if isinstance(step, (float, np.floating)) and float(step).is_integer():
+            return int(step)
+    raise InputError(f"step {step!r} of metric {name!r} is not an integer; log integer steps.")
+
+
+def _value(value: Any, name: str, step: Any) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, bytes, complex, np.complexfloating)):
+        with contextlib.suppress(TypeError, ValueError):
+            return float(value)
+    raise InputError(
+        f"metric {name!r} at step {step} has value {value!r}, which is not a real "
+        "number; log floats (NaN and inf are fine)."
+    )
+
+
+def _steps_array(steps: Any, name: str) -> np.ndarray:
+    arr = np.atleast_1d(np.asarray(steps))
+    if arr.ndim != 1:
+        raise InputError(f"steps of metric {name!r} have shape {arr.shape}; pass a 1-D array of steps.")
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "O":
+        return np.array([_step(s, name) for s in arr.tolist()], dtype=np.int64)
+    raise InputError(f"steps of metric {name!r} are not integers (dtype {arr.dtype}); log integer steps.")
+
+
+def _values_list(values: Any, name: str, steps: np.ndarray) -> list:
+    arr = np.atleast_1d(np.asarray(values))
+    if arr.ndim != 1:
+        raise InputError(f"values of metric {name!r} have shape {arr.shape}; pass a 1-D array of values.")
+    if arr.dtype.kind in "biuf":
+        return arr.astype(np.float64, copy=False).tolist()
+    if arr.dtype.kind == "O":
+        return [_value(v, name, s) for v, s in zip(arr.tolist(), steps.tolist())]
+    bad = arr.flat[0] if arr.size else arr.dtype
+    raise InputError(
+        f"values of metric {name!r} are not real numbers (e.g. {bad!r}); log float arrays."
+    )
+
+
+def _metric_rows(run_id: int, rows: Any) -> Iterator[tuple]:
+    """Yield ``(run_id, step, name, value)`` rows, checking each lazily."""
+    if isinstance(rows, Mapping):
+        for name, spec in rows.items():
+            name = _metric_name(name)
+            try:
+                steps, values = spec
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"metric {name!r} must map to a pair (steps, values); pass "
+                    "{name: (steps_array, values_array)}."
+                ) from None
+            steps = _steps_array(steps, name)
+            values = _values_list(values, name, steps)
+            if len(values) != len(steps):
+                raise InputError(
+                    f"metric {name!r} has {len(steps)} steps but {len(values)} values; "
+                    "pass arrays of equal length."
+                )
+            yield from zip(itertools.repeat(run_id), steps.tolist(),
+                           itertools.repeat(name), values)
+        return
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, Iterable):
+        raise InputError(
+            f"metric rows of type {type(rows).__name__} are not supported; pass "
+            "(step, name, value) tuples or {name: (steps, values)}."
+        )
+    for row in rows:
+        try:
+            step, name, value = row
+        except (TypeError, ValueError):
+            raise InputError(
+                f"metric row {row!r} is not a (step, name, value) triple; log triples."
+            ) from None
+        name = _metric_name(name)
+        yield run_id, _step(step, name), name, _value(value, name, step)
+
+
+def _as_list(value: Any) -> list | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, numbers.Number)) or not isinstance(value, Iterable):
+        return [value]
+    return list(value)
+
+
+def _check_statuses(statuses: list | None) -> None:
+    for s in statuses or ():
+        if s not in STATUSES:
+            raise InputError(f"unknown run status {s!r}; use one of {', '.join(STATUSES)}.")
+
+
+# --------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------
+
+
+class RunStore:
+    """A SQLite file of runs and their metrics; see the module docstring.
+
+    ``RunStore(path)`` opens or creates the file (and its directory);
+    ``RunStore.in_dir(results_dir)`` uses ``results_dir/runs.db``.  Use it as
+    a context manager or call :meth:`close`.  ``timeout`` is how long (in
+    seconds) a write waits for another process's write to finish.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, timeout: float = 30.0, create: bool = True):
+        memory = os.fspath(path) == ":memory:"
+        self.path = os.fspath(path) if memory else Path(path)
+        if not memory:
+            if self.path.is_dir():
+                raise InputError(
+                    f"{self.path} is a directory; pass a database file or use RunStore.in_dir()."
+                )
+            if not create and not self.path.exists():
+                raise InputError(
+                    f"no run store at {self.path}; check the path (or results directory)."
+                )
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(
+            os.fspath(self.path), timeout=timeout, isolation_level=None
+        )
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self.journal_mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._ensure_schema()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise InputError(
+                f"{self.path} is not an eoslab run store (SQLite: {exc}); pass the "
+                "path of a runs.db file or of a new file."
+            ) from None
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @classmethod
+    def in_dir(cls, results_dir: str | os.PathLike, **kwargs: Any) -> "RunStore":
+        """Open ``results_dir/runs.db``, creating the directory if needed."""
+        return cls(Path(results_dir) / DB_NAME, **kwargs)
+
+    # -- plumbing ----------------------------------------------------------
+
+    def _ensure_schema(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise InputError(
+                f"{self.path} has run-store schema version {version}, newer than this "
+                f"eoslab's {SCHEMA_VERSION}; upgrade eoslab to read it."
+            )
+        with self._write() as conn:
+            # Another process may have created the schema since we looked.
+            if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it commits, or none of it."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: a consistent snapshot across several queries."""
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    def _status(self, conn: sqlite3.Connection, run_id: int) -> str:
+        row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise InputError(f"unknown run id {run_id}; list the stored runs with list_runs().")
+        return row[0]
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self._conn.close()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunStore({os.fspath(self.path)!r})"
+
+    def integrity_ok(self) -> bool:
+        """True when ``PRAGMA integrity_check`` and ``foreign_key_check`` find nothing wrong."""
+        rows = self._conn.execute("PRAGMA integrity_check").fetchall()
+        fk = self._conn.execute("PRAGMA foreign_key_check").fetchall()
+        return rows == [("ok",)] and not fk
+
+    # -- runs --------------------------------------------------------------
+
+    def start_run(self, config: Mapping, *, name: str | None = None, seed: int | None = None,
+                  group: str | None = None) -> int:
+        """Record a new ``'running'`` run of ``config`` and return its id."""
+        text = canonical_json(config)
+        chash = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        name = _optional_str(name, "run name")
+        group = _optional_str(group, "run group")
+        seed = _optional_int(seed, "seed")
+        versions = json.dumps(software_versions(), sort_keys=True)
+        now = _now()
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO runs (name, config_json, config_hash, seed, status, "
+                "versions_json, created_at, updated_at, group_name) "
+                "VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                (name, text, chash, seed, versions, now, now, group),
+            )
+            return cur.lastrowid
+
+    def get_run(self, run_id: int) -> RunRecord:
+        """The run with id ``run_id``; unknown ids raise :class:`InputError`."""
+        run_id = _run_id(run_id)
+        row = self._conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            raise InputError(f"unknown run id {run_id}; list the stored runs with list_runs().")
+        return RunRecord._from_row(row)
+
+    def find_run(self, config_hash_or_config: str | Mapping, seed: int | None = None
+                 ) -> RunRecord | None:
+        """The newest run with this config hash (or config) and seed, or None.
+
+        Any status: the caller skips ``'completed'`` runs, resumes ``'running'``
+        ones and reruns the others.  ``seed=None`` matches runs without a seed.
+        """
+        if isinstance(config_hash_or_config, Mapping):
+            chash = config_hash(config_hash_or_config)
+        elif isinstance(config_hash_or_config, str):
+            chash = config_hash_or_config
+        else:
+            raise InputError(
+                f"find_run takes a config hash or a config dict, got "
+                f"{type(config_hash_or_config).__name__}; pass config_hash(config)."
+            )
+        seed = _optional_int(seed, "seed")
+        row = self._conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE config_hash = ? AND seed IS ? "
+            "ORDER BY id DESC LIMIT 1",
+            (chash, seed),
+        ).fetchone()
+        return None if row is None else RunRecord._from_row(row)
+
+    def _select_runs(self, conn: sqlite3.Connection, *, run_ids=None, status=None,
+                     name=None, group=None) -> list[tuple]:
+        clauses, params = [], []
+        for column, values in (("status", _as_list(status)),
+                               ("name", _as_list(name)),
+                               ("group_name", _as_list(group))):
+            if values is not None:
+                clauses.append(f"{column} IN (SELECT value FROM json_each(?))")
+                params.append(json.dumps(values))
+        ids = _as_list(run_ids)
+        if ids is not None:
+            ids = [_run_id(i) for i in ids]
+            clauses.append("id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(ids))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs{where} ORDER BY id", params
+        ).fetchall()
+
+    def list_runs(self, status: str | Iterable[str] | None = None,
+                  name: str | Iterable[str] | None = None,
+                  group: str | Iterable[str] | None = None) -> list[RunRecord]:
+        """Runs matching every given filter (each a value or a list of values), by id."""
+        statuses = _as_list(status)
+        _check_statuses(statuses)
+        rows = self._select_runs(self._conn, status=statuses, name=name, group=group)
+        return [RunRecord._from_row(r) for r in rows]
+
+    def finish_run(self, run_id: int, status: str = "completed", *,
+                   diverged_step: int | None = None, error: str | None = None) -> None:
+        """Mark a ``'running'`` run ``'completed'``, ``'diverged'`` or ``'failed'``.
+
+        Only running runs can be finished; ``diverged_step`` goes with
+        ``'diverged'``; ``error`` (a message or traceback) with any final status.
+        """
+        run_id = _run_id(run_id)
+        if status not in FINAL_STATUSES:
+            raise InputError(
+                f"cannot finish a run with status {status!r}; use one of "
+                f"{', '.join(FINAL_STATUSES)}."
+            )
+        diverged_step = _optional_int(diverged_step, "diverged_step")
+        if diverged_step is not None and status != "diverged":
+            raise InputError(
+                f"diverged_step={diverged_step} was given with status {status!r}; "
+                "pass it only with status 'diverged'."
+            )
+        error = _optional_str(error, "error")
+        with self._write() as conn:
+            current = self._status(conn, run_id)
+            if current != "running":
+                raise InputError(
+                    f"run {run_id} is already {current!r} and cannot become {status!r}; "
+                    "only running runs can be finished (start a new run instead)."
+                )
+            conn.execute(
+                "UPDATE runs SET status = ?, diverged_step = ?, error = ?, updated_at = ? "
+                "WHERE id = ?",
+                (status, diverged_step, error, _now(), run_id),
+            )
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a run and all its metrics."""
+        run_id = _run_id(run_id)
+        with self._write() as conn:
+            self._status(conn, run_id)
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    # -- metrics -----------------------------------------------------------
+
+    def log_metrics(self, run_id: int, rows: Iterable[tuple] | Mapping[str, tuple]) -> int:
+        """Store metric values in one transaction; return the number of rows written.
+
+        ``rows`` is an iterable of ``(step, name, value)`` or a dict
+        ``{name: (steps, values)}`` of arrays (or of scalars).  A row already
+        stored for the same (run, step, name) is replaced, so re-logging after
+        a resume is idempotent.  Any bad row raises and nothing of the call is
+        kept.  NaN is stored as NULL and read back as NaN.
+        """
+        run_id = _run_id(run_id)
+        with self._write() as conn:
+            self._status(conn, run_id)
+            cur = conn.executemany(
+                "INSERT OR REPLACE INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
+                _metric_rows(run_id, rows),
+            )
+            count = max(cur.rowcount, 0)
+            conn.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (_now(), run_id))
+        return count
+
+    def delete_metrics_after(self, run_id: int, step: int) -> int:
+        """Delete the run's metrics at steps ``> step`` (to resume from a checkpoint)."""
+        run_id = _run_id(run_id)
+        step = _optional_int(step, "step")
+        if step is None:
+            raise InputError("delete_metrics_after needs a step; pass the checkpoint's step.")
+        with self._write() as conn:
+            self._status(conn, run_id)
+            cur = conn.execute("DELETE FROM metrics WHERE run_id = ? AND step > ?", (run_id, step))
+            return cur.rowcount
+
+    def get_metrics(self, run_id: int, names: str | Iterable[str] | None = None
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``{name: (steps int64, values float64)}`` of one run, sorted by step."""
+        run_id = _run_id(run_id)
+        wanted = _as_list(names)
+        with self._read() as conn:
+            self._status(conn, run_id)
+            sql = "SELECT name, step, value FROM metrics WHERE run_id = ?"
+            params: list = [run_id]
+            if wanted is not None:
+                sql += " AND name IN (SELECT value FROM json_each(?))"
+                params.append(json.dumps(wanted))
+            rows = conn.execute(sql + " ORDER BY name, step", params).fetchall()
+        out = {}
+        for name, group in itertools.groupby(rows, key=operator.itemgetter(0)):
+            group = list(group)
+            steps = np.fromiter((r[1] for r in group), dtype=np.int64, count=len(group))
+            values = np.array([np.nan if r[2] is None else r[2] for r in group], dtype=np.float64)
+            out[name] = (steps, values)
+        return out
+
+    def _metric_table(self, conn: sqlite3.Connection, run_ids: list[int] | None,
+                      metric_names: list[str] | None) -> tuple[np.ndarray, ...]:
+        clauses, params = [], []
+        if run_ids is not None:
+            clauses.append("run_id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(run_ids))
+        if metric_names is not None:
+            clauses.append("name IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(metric_names))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = conn.execute(
+            f"SELECT run_id, step, name, value FROM metrics{where} ORDER BY run_id, step, name",
+            params,
+        ).fetchall()
+        if not rows:
+            return (np.zeros(0, np.int64), np.zeros(0, np.int64), [], np.zeros(0, np.float64))
+        run_col, step_col, name_col, value_col = zip(*rows)
+        values = np.array([np.nan if v is None else v for v in value_col], dtype=np.float64)
+        return (np.array(run_col, dtype=np.int64), np.array(step_col, dtype=np.int64),
+                list(name_col), values)
+
+
+# --------------------------------------------------------------------------
+# pandas views and export
+# --------------------------------------------------------------------------
+
+
+def _flatten(d: Mapping, prefix: str, out: dict) -> dict:
+    for key, value in d.items():
+        column = f"{prefix}.{key}"
+        if isinstance(value, Mapping):
+            _flatten(value, column, out)
+        elif isinstance(value, list):
+            out[column] = json.dumps(value, separators=(",", ":"), sort_keys=True)
+        else:
+            out[column] = value
+    return out
+
+
+_BASE_COLUMNS = ("run_id", "name", "group", "seed", "status", "diverged_step", "error",
+                 "config_hash", "created_at", "updated_at")
+
+
+def _open(path_or_store: "RunStore | str | os.PathLike") -> tuple[RunStore, bool]:
+    if isinstance(path_or_store, RunStore):
+        return path_or_store, False
+    path = Path(path_or_store)
+    if path.is_dir():
+        path = path / DB_NAME
+    return RunStore(path, create=False), True
+
+
+def _runs_frame(rows: list[tuple]):
+    import pandas as pd
+
+    records = []
+    for row in rows:
+        rec = RunRecord._from_row(row)
+        base = {
+            "run_id": rec.id, "name": rec.name, "group": rec.group, "seed": rec.seed,
+            "status": rec.status, "diverged_step": rec.diverged_step, "error": rec.error,
+            "config_hash": rec.config_hash, "created_at": row[9], "updated_at": row[10],
+        }
+        _flatten(rec.config, "config", base)
+        _flatten(rec.versions, "versions", base)
+        records.append(base)
+    df = pd.DataFrame.from_records(records, columns=None if records else list(_BASE_COLUMNS))
+    config_columns = sorted(c for c in df.columns if c.startswith("config."))
+    version_columns = sorted(c for c in df.columns if c.startswith("versions."))
+    df = df[list(_BASE_COLUMNS) + config_columns + version_columns]
+    df["run_id"] = df["run_id"].astype(np.int64)
+    for column in ("name", "group", "status", "error", "config_hash"):
+        df[column] = pd.Series(df[column].tolist(), index=df.index, dtype="str")
+    for column in ("seed", "diverged_step"):
+        df[column] = pd.array(df[column].tolist(), dtype="Int64")
+    for column in ("created_at", "updated_at"):
+        df[column] = pd.to_datetime(df[column], format="ISO8601", utc=True)
+    for column in df.columns:
+        if column.startswith(("config.", "versions.")) and df[column].dtype == object:
+            present = [v for v in df[column].tolist() if v is not None
+                       and not (isinstance(v, float) and math.isnan(v))]
+            if not present:
+                continue
+            if all(isinstance(v, bool) for v in present):
+                df[column] = pd.array(df[column].tolist(), dtype="boolean")
+            elif all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+                df[column] = pd.array(df[column].tolist(), dtype="Int64")
+        elif column.startswith("config.") and df[column].dtype.kind == "f":
+            # A float column may be integers with gaps: keep them integers.
+            raw = [r.get(column) for r in records]
+            if all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in raw):
+                df[column] = pd.array(raw, dtype="Int64")
+    return df
+
+
+def load_runs(path_or_store: "RunStore | str | os.PathLike", *, run_ids=None, names=None,
+              status=None, group=None, metric_names=None):
+    """Load runs and metrics as pandas DataFrames ``(runs_df, metrics_df)``.
+
+    ``path_or_store``: a :class:`RunStore`, a ``runs.db`` path or a results
+    directory.  Filters (each a value or a list): ``run_ids``, ``names`` (run
+    names), ``status``, ``group``; ``metric_names`` limits the metrics loaded.
+
+    ``runs_df`` has one row per run: ``run_id, name, group, seed, status,
+    diverged_step, error, config_hash, created_at, updated_at``, then the
+    config flattened to dotted columns (``config.model.name``; lists as JSON
+    text) and ``versions.<package>``.  ``metrics_df`` is long:
+    ``run_id, step, name, value`` (NaN where NaN or NULL was stored).
+    """
+    import pandas as pd
+
+    statuses = _as_list(status)
+    _check_statuses(statuses)
+    wanted_metrics = _as_list(metric_names)
+    store, owned = _open(path_or_store)
+    try:
+        with store._read() as conn:
+            rows = store._select_runs(conn, run_ids=run_ids, status=statuses,
+                                      name=names, group=group)
+            filtered = any(v is not None for v in (run_ids, names, statuses, group))
+            ids = [r[0] for r in rows] if filtered else None
+            run_col, step_col, name_col, values = store._metric_table(conn, ids, wanted_metrics)
+    finally:
+        if owned:
+            store.close()
+    runs_df = _runs_frame(rows)
+    metrics_df = pd.DataFrame({
+        "run_id": run_col, "step": step_col,
+        "name": pd.Series(name_col, dtype="str"), "value": values,
+    })
+    return runs_df, metrics_df
+
+
+def metrics_wide(metrics_df):
+    """Pivot long metrics to one row per ``(run_id, step)`` and one column per metric.
+
+    Missing (run, step, metric) cells are NaN, as are logged NaNs.
+    """
+    missing = {"run_id", "step", "name", "value"} - set(metrics_df.columns)
+    if missing:
+        raise InputError(
+            f"metrics table lacks columns {sorted(missing)}; pass the metrics_df from load_runs."
+        )
+    wide = metrics_df.pivot(index=["run_id", "step"], columns="name", values="value")
+    wide.columns = list(wide.columns)
+    return wide.sort_index()
+
+
+def _arrow_safe(df):
+    """Make object columns Parquet-writable: mixed-type columns become text."""
+    import pyarrow as pa
+
+    df = df.copy()
+    for column in df.columns:
+        if df[column].dtype == object:
+            try:
+                pa.array(df[column], from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                df[column] = df[column].map(
+                    lambda v: v if v is None or isinstance(v, str) else json.dumps(v)
+                )
+    return df
+
+
+def _export_paths(out_path: str | os.PathLike, format: str | None) -> tuple[str, Path, Path]:
+    out = Path(out_path)
+    by_suffix = {suffix: fmt for fmt, suffix in EXPORT_FORMATS.items()}
+    if format is None:
+        format = by_suffix.get(out.suffix.lower())
+        if format is None:
+            raise InputError(
+                f"cannot tell the export format of {out} from its suffix {out.suffix!r}; "
+                f"use one of {', '.join(EXPORT_FORMATS.values())} or pass format="
+                f"({', '.join(repr(f) for f in EXPORT_FORMATS)})."
+            )
+    fmt = str(format).lower().lstrip(".")
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(
+            f"unknown export format {format!r}; use one of "
+            f"{', '.join(repr(f) for f in EXPORT_FORMATS)}."
+        )
+    stem = out.stem if out.suffix.lower() in by_suffix else out.name
+    suffix = EXPORT_FORMATS[fmt]
+    return fmt, out.with_name(f"{stem}_runs{suffix}"), out.with_name(f"{stem}_metrics{suffix}")
+
+
+def export(store_or_path: "RunStore | str | os.PathLike", out_path: str | os.PathLike, *,
+           format: str | None = None, run_ids=None) -> tuple[Path, Path]:
+    """Write runs and metrics to ``<stem>_runs.<ext>`` and ``<stem>_metrics.<ext>``.
+
+    ``format`` is ``'csv'`` or ``'parquet'``, by default from the suffix of
+    ``out_path``.  Tables are those of :func:`load_runs`; each file is written
+    to a temporary name and renamed, so a crash leaves no half-written file.
+    Returns the two paths.  Floats are written by ``repr`` and read back
+    exactly by ``pd.read_csv``; NaN is an empty cell, infinities ``inf``.
+    """
+    fmt, runs_path, metrics_path = _export_paths(out_path, format)
+    runs_df, metrics_df = load_runs(store_or_path, run_ids=run_ids)
+    runs_path.parent.mkdir(parents=True, exist_ok=True)
+    for df, path in ((runs_df, runs_path), (metrics_df, metrics_path)):
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            if fmt == "csv":
+                df.to_csv(tmp, index=False)
+            else:
+                _arrow_safe(df).to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    return runs_path, metrics_path
