@@ -127,7 +127,7 @@ def flat_operator(loss_fn: Callable, params: PyTree, precond: PyTree | None = No
     flat_grad = ravel_pytree(grad)[0]
 
     def h(v):
-        return ravel_pytree(lin(unravel(v)))[0]
+        return ravel_pytree(lin(unravel(v.astype(flat.dtype))))[0]
 
     if precond is None:
         return FlatOperator(h, unravel, flat.shape[0], flat.dtype, flat_grad, None)

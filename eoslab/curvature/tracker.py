@@ -7,13 +7,18 @@ the tens a cold (random) start needs.  For k > 1 the start vector is the sum
 of the previous k eigenvectors, whose Krylov space contains all of them after
 about k steps.
 
-Each update reports its residual (an upper bound on the eigenvalue error), so
-callers know how accurate it is.  If the warm solve does not reach ``tol``
-within ``max_hvps`` products, or every ``refresh_every`` updates, a cold solve
-from a fresh random vector is run (``lax.cond``; under ``vmap`` both branches
-are evaluated, so keep ``fallback`` off for large ensembles).  The refresh
-guards against a warm start missing a new top eigenvalue that crosses the
-tracked one with an orthogonal eigenvector.
+Each update stops as soon as its residual (an upper bound on the eigenvalue
+error) reaches ``tol``, and reports it, so callers know how accurate it is.
+When the warm start is poor the same Lanczos run simply continues, up to
+``max_hvps`` products: continuing a Krylov space that contains the warm vector
+is never worse than restarting from a random one, and it needs no branch, so
+it stays cheap under ``vmap`` (a ``lax.cond`` there would run both branches).
+An update that runs out of budget is reported as not converged, and the next
+update starts from its (improved) Ritz vectors.  The budget is also the size
+of the Lanczos buffer, so a small one keeps every update cheap.
+Every ``refresh_every`` updates the start vector is a fresh random one (a cold
+solve), which guards against a new top eigenvalue whose eigenvector is
+orthogonal to the tracked ones.
 """
 from __future__ import annotations
 
@@ -47,10 +52,9 @@ class SharpnessTracker:
       k: number of eigenpairs.
       which: ``"largest"`` or ``"smallest"``.
       tol: relative residual target ||A y - lambda y|| <= tol * max|lambda|.
-      max_hvps: budget of a warm update.
-      cold_max_hvps: budget of a cold solve (default min(dim, max(100, 20 k))).
-      refresh_every: force a cold solve every this many updates (0: never).
-      fallback: run a cold solve when a warm update does not converge.
+      max_hvps: budget of one warm update (and its buffer size).
+      cold_max_hvps: budget of the cold solve in :meth:`init` (default min(dim, max(100, 20 k))).
+      refresh_every: start an update from a random vector every this many updates (0: never).
     """
     k: int = 1
     which: str = "largest"
@@ -58,18 +62,17 @@ class SharpnessTracker:
     max_hvps: int = 20
     cold_max_hvps: int | None = None
     refresh_every: int = 0
-    fallback: bool = True
 
-    def _cold(self, op: FlatOperator, key) -> tuple:
-        budget = self.cold_max_hvps or default_max_hvps(op.dim, self.k)
-        validate_request(op.dim, self.k, self.which, self.tol, budget)
-        v0 = jax.random.normal(key, (op.dim,), op.dtype)
-        return solve_flat(op, v0, self.k, which=self.which, tol=self.tol, max_hvps=budget)
+    def _budget(self, dim: int, cold: bool = False) -> int:
+        budget = (self.cold_max_hvps or default_max_hvps(dim, self.k)) if cold else self.max_hvps
+        return min(budget, dim)
 
     def init(self, loss_fn: Callable, params: PyTree, *, precond: PyTree | None = None,
              key: jax.Array | None = None) -> tuple[EigenResult, TrackerState]:
         """A cold solve at ``params``; returns its result and the tracker state."""
         check_inputs(loss_fn, params, precond)
+        dim = ravel_pytree(params)[0].shape[0]
+        validate_request(dim, self.k, self.which, self.tol, self._budget(dim, cold=True))
         key = jax.random.PRNGKey(0) if key is None else key
         return self._init(loss_fn, params, precond, key)
 
@@ -77,35 +80,31 @@ class SharpnessTracker:
                precond: PyTree | None = None) -> tuple[EigenResult, TrackerState]:
         """Re-solve at new ``params`` starting from the previous eigenvectors."""
         check_inputs(loss_fn, params, precond)
-        validate_request(ravel_pytree(params)[0].shape[0], self.k, self.which, self.tol, self.max_hvps)
+        dim = ravel_pytree(params)[0].shape[0]
+        validate_request(dim, self.k, self.which, self.tol, self._budget(dim))
         return self._update(loss_fn, params, state, precond)
+
+    def _solve(self, op: FlatOperator, v0, cold: bool = False):
+        return solve_flat(op, v0, self.k, which=self.which, tol=self.tol,
+                          max_hvps=self._budget(op.dim, cold))
 
     @functools.partial(jax.jit, static_argnums=(0, 1))
     def _init(self, loss_fn, params, precond, key):
         op = flat_operator(loss_fn, params, precond)
         key, sub = jax.random.split(key)
-        values, vecs, res, hvps, conv = self._cold(op, sub)
+        values, vecs, res, hvps, conv = self._solve(op, jax.random.normal(sub, (op.dim,), op.dtype), cold=True)
         state = TrackerState(vecs, values, jnp.asarray(0, jnp.int32), key)
         return EigenResult(values, jax.vmap(op.unravel)(vecs), res, hvps, conv), state
 
     @functools.partial(jax.jit, static_argnums=(0, 1))
     def _update(self, loss_fn, params, state, precond):
         op = flat_operator(loss_fn, params, precond)
-        v0 = jnp.sum(state.vectors, axis=0).astype(op.dtype)
-        warm = solve_flat(op, v0, self.k, which=self.which, tol=self.tol, max_hvps=self.max_hvps)
         key, sub = jax.random.split(state.key)
         updates = state.updates + 1
-        need_cold = jnp.asarray(False)
-        if self.fallback:
-            need_cold = need_cold | ~warm[4]
+        v0 = jnp.sum(state.vectors, axis=0).astype(op.dtype)
         if self.refresh_every > 0:
-            need_cold = need_cold | (updates % self.refresh_every == 0)
-        if self.fallback or self.refresh_every > 0:
-            def cold(_):
-                values, vecs, res, hvps, conv = self._cold(op, sub)
-                return values, vecs, res, hvps + warm[3], conv
-            values, vecs, res, hvps, conv = jax.lax.cond(need_cold, cold, lambda _: warm, None)
-        else:
-            values, vecs, res, hvps, conv = warm
+            cold = updates % self.refresh_every == 0
+            v0 = jnp.where(cold, jax.random.normal(sub, (op.dim,), op.dtype), v0)
+        values, vecs, res, hvps, conv = self._solve(op, v0)
         new_state = TrackerState(vecs, values, updates, key)
         return EigenResult(values, jax.vmap(op.unravel)(vecs), res, hvps, conv), new_state

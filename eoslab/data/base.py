@@ -174,6 +174,11 @@ def _resolve(name: str) -> tuple[DatasetSpec, dict[str, Any]]:
     return found
 
 
+def check_dataset_name(name: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` (with an optional size suffix) is a known dataset."""
+    _resolve(name)
+
+
 def sized_name(name: str, n: int) -> str:
     """``name`` with its size suffix set to ``n`` (``-5k`` for 5000, ``-123`` otherwise)."""
     base = re.sub(r"-\d+k?$", "", name)

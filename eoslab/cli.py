@@ -1,0 +1,212 @@
+"""The ``eoslab`` command line.
+
+    eoslab run CONFIG.toml [--set key=value ...] [--results DIR]
+    eoslab runs [--results DIR] [--status S] [--name N]
+    eoslab show RUN [--results DIR]
+    eoslab plot RUN [RUN ...] [--out FILE] [--results DIR]
+    eoslab export OUT.{csv,parquet} [--results DIR] [--runs ID ...]
+    eoslab reproduce NAME [--out DIR] [--quick]
+    eoslab demo [--out DIR]                      (= reproduce eos --quick)
+    eoslab spectrum CONFIG.toml [--out DIR]      (curvature at initialisation)
+
+Bad input (config, data files, run ids) prints one sentence and exits with
+status 2 without writing anything; divergence during training is a result
+(stored with its step), not an error.
+"""
+from __future__ import annotations
+
+import os
+
+# Small LAPACK calls inside the eigensolver contend badly with multi-threaded BLAS on few cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from eoslab.errors import InputError  # noqa: E402
+
+REPRODUCTIONS = {
+    "eos": "eoslab.experiments.eos",
+    "alignment": "eoslab.experiments.alignment",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="eoslab", description="Curvature dynamics of neural-network training.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="train a config (a list of step sizes trains an ensemble)")
+    r.add_argument("config")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set optimizer.lr=0.2 (repeatable)")
+    r.add_argument("--results", default="results", help="results directory (run store, checkpoints)")
+    r.add_argument("--no-progress", action="store_true")
+
+    ls = sub.add_parser("runs", help="list stored runs")
+    ls.add_argument("--results", default="results")
+    ls.add_argument("--status", choices=["running", "completed", "diverged", "failed"])
+    ls.add_argument("--name")
+
+    sh = sub.add_parser("show", help="config and final metrics of one run")
+    sh.add_argument("run", type=int)
+    sh.add_argument("--results", default="results")
+
+    pl = sub.add_parser("plot", help="Cohen-style loss and sharpness figure of stored runs")
+    pl.add_argument("runs", type=int, nargs="+")
+    pl.add_argument("--out", default=None, help="figure path (PNG and PDF are written)")
+    pl.add_argument("--results", default="results")
+
+    ex = sub.add_parser("export", help="export runs and metrics to CSV or Parquet")
+    ex.add_argument("out", help="OUT.csv or OUT.parquet (writes OUT_runs.* and OUT_metrics.*)")
+    ex.add_argument("--results", default="results")
+    ex.add_argument("--runs", type=int, nargs="*", default=None)
+
+    rp = sub.add_parser("reproduce", help="reproduce a paper's claims: figures, claims.md, claims.json")
+    rp.add_argument("name", help=f"one of {', '.join(REPRODUCTIONS)}")
+    rp.add_argument("--out", default=None, help="output directory (default results/NAME)")
+    rp.add_argument("--quick", action="store_true", help="the short version (minutes on a laptop CPU)")
+    rp.add_argument("--no-progress", action="store_true")
+
+    dm = sub.add_parser("demo", help="the edge-of-stability demo on digits (reproduce eos --quick)")
+    dm.add_argument("--out", default="results/demo")
+    dm.add_argument("--no-progress", action="store_true")
+
+    sp = sub.add_parser("spectrum", help="top eigenvalues, trace and spectral density at initialisation")
+    sp.add_argument("config")
+    sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    sp.add_argument("--out", default="results/spectrum")
+    sp.add_argument("--k", type=int, default=5)
+    return p
+
+
+def _open_store(results: str):
+    from eoslab.store import RunStore
+    db = Path(results) / "runs.db"
+    if not db.is_file():
+        raise InputError(f"no run store at {db}; run `eoslab run CONFIG` first or pass --results DIR.")
+    return RunStore(db, create=False)
+
+
+def cmd_run(args) -> int:
+    from eoslab.train import load_config, train
+    cfg = load_config(args.config, args.overrides)
+    result = train(cfg, results_dir=args.results, progress=not args.no_progress)
+    for i, rid in enumerate(result.run_ids):
+        s, lam = result.series(i, "sharpness")
+        _, loss = result.series(i, "loss")
+        extra = f", diverged at step {result.diverged_step[i]}" if result.status[i] == "diverged" else ""
+        sharp = f", final sharpness {lam[-1]:.4g} (threshold {result.thresholds[i]:.4g})" if len(lam) else ""
+        print(f"run {rid}: lr={result.lrs[i]:g} {result.status[i]}{extra}, final loss {loss[-1]:.4g}{sharp}")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    with _open_store(args.results) as store:
+        runs = store.list_runs(status=args.status, name=args.name)
+        print(f"{'id':>4}  {'name':<20} {'status':<10} {'rule':<11} {'lr':>8} {'seed':>4}  created")
+        for r in runs:
+            opt = r.config.get("optimizer", {})
+            print(f"{r.id:>4}  {str(r.name):<20} {r.status:<10} {opt.get('name', ''):<11} "
+                  f"{opt.get('lr', ''):>8} {r.seed!s:>4}  {r.created_at}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    with _open_store(args.results) as store:
+        r = store.get_run(args.run)
+        print(f"run {r.id}: {r.name} [{r.status}]" + (f", diverged at step {r.diverged_step}"
+                                                      if r.diverged_step is not None else ""))
+        print(json.dumps(r.config, indent=2))
+        for name, (steps, values) in sorted(store.get_metrics(r.id).items()):
+            print(f"  {name:<20} {len(steps):>6} points, last at step {steps[-1]}: {values[-1]:.6g}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from eoslab.plots import plot_curvature_runs, runs_from_store, save_figure
+    with _open_store(args.results) as store:
+        runs = runs_from_store(store, args.runs)
+        loss_name = store.get_run(args.runs[0]).config.get("loss", {}).get("name", "mse")
+    out = args.out or str(Path(args.results) / f"runs-{'-'.join(map(str, args.runs))}.png")
+    paths = save_figure(plot_curvature_runs(runs, loss_name=loss_name), out)
+    print("wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from eoslab.store import export
+    _open_store(args.results).close()
+    paths = export(Path(args.results) / "runs.db", args.out, run_ids=args.runs)
+    print("wrote " + ", ".join(map(str, paths if isinstance(paths, (list, tuple)) else [paths])))
+    return 0
+
+
+def cmd_reproduce(args, name: str | None = None, quick: bool | None = None) -> int:
+    import importlib
+    name = name or args.name
+    if name not in REPRODUCTIONS:
+        raise InputError(f"unknown reproduction {name!r}; choose one of {', '.join(REPRODUCTIONS)}.")
+    try:
+        module = importlib.import_module(REPRODUCTIONS[name])
+    except ModuleNotFoundError:
+        raise InputError(f"reproduction {name!r} is not available in this installation.") from None
+    out = Path(args.out or f"results/{name}")
+    quick = args.quick if quick is None else quick
+    import inspect
+    kwargs = {"quick": quick}
+    if "progress" in inspect.signature(module.reproduce).parameters:
+        kwargs["progress"] = not args.no_progress
+    claims = module.reproduce(out, **kwargs)
+    table = out / "table.txt"
+    if table.is_file():
+        print(table.read_text())
+    for c in claims:
+        mark = {True: "holds", False: "DOES NOT HOLD", None: "n/a"}[c.holds]
+        value = f"{c.value:.4g}" if isinstance(c.value, float) else str(c.value)
+        print(f"[{mark:>13}] {c.claim}: {c.quantity} = {value}")
+    print(f"wrote {out}/claims.md, {out}/claims.json and figures")
+    return 0
+
+
+def cmd_spectrum(args) -> int:
+    import jax
+
+    from eoslab.curvature import hutchpp_trace, plot_spectral_density, spectral_density, top_eigenpairs
+    from eoslab.plots import save_figure
+    from eoslab.train import build_problem, load_config
+    cfg = load_config(args.config, args.overrides)
+    prob = build_problem(cfg)
+    params = prob.model.init(jax.random.PRNGKey(cfg.seed))
+    loss_fn = prob.sharpness_loss
+    top = top_eigenpairs(loss_fn, params, args.k)
+    bottom = top_eigenpairs(loss_fn, params, 1, which="smallest")
+    trace = hutchpp_trace(loss_fn, params, 99)
+    dens = spectral_density(loss_fn, params, num_steps=80, num_vectors=8)
+    out = Path(args.out)
+    ax = plot_spectral_density(dens)
+    paths = save_figure(ax.figure, out / "spectral_density")
+    print(f"{cfg.model.name} {list(cfg.model.widths)} on {cfg.data.name}, loss {cfg.loss.name}, at initialisation")
+    print(f"top {args.k} eigenvalues: " + ", ".join(f"{v:.5g}" for v in top.eigenvalues)
+          + f"  ({int(top.num_hvps)} HVPs, max residual {float(top.residuals.max()):.2g})")
+    print(f"most negative eigenvalue: {float(bottom.eigenvalues[0]):.5g}")
+    print(f"trace (Hutch++, 99 HVPs): {float(trace.value):.5g} ± {float(trace.stderr):.2g}")
+    print("wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    commands = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "plot": cmd_plot, "export": cmd_export,
+                "reproduce": cmd_reproduce, "spectrum": cmd_spectrum,
+                "demo": lambda a: cmd_reproduce(a, name="eos", quick=True)}
+    try:
+        return commands[args.command](args)
+    except InputError as e:
+        print(f"eoslab: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Figures in the style of the edge-of-stability papers (Cohen et al. 2021, Fig. 1).
+
+Two panels: the training loss and the sharpness against the step, one colour
+per run (step size), with a dashed horizontal line at each run's stability
+threshold (2/eta for GD, (2 + 2 beta)/eta for heavy ball, ...).  Written as
+PNG and PDF.  The loss definition is given on the axis (sharpness scales with
+it; DESIGN.md).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+LOSS_LABELS = {"mse": "MSE (0.5·Σ over outputs, mean over examples)",
+               "mse-mean": "MSE (mean over examples and outputs)", "ce": "cross-entropy"}
+
+
+def plot_curvature_runs(runs: Sequence[dict], *, title: str = "", loss_name: str = "mse",
+                        log_loss: bool = True):
+    """``runs``: dicts with ``label``, ``metrics`` ({name: (steps, values)}) and ``threshold``.
+
+    Returns the matplotlib figure (loss panel, sharpness panel).
+    """
+    fig, (ax_loss, ax_sharp) = plt.subplots(1, 2, figsize=(11, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, run in enumerate(runs):
+        c = colours[i % len(colours)]
+        m = run["metrics"]
+        if "loss" in m:
+            s, v = m["loss"]
+            ax_loss.plot(s, v, color=c, lw=1.0, label=run["label"])
+        if "sharpness" in m:
+            s, v = m["sharpness"]
+            ax_sharp.plot(s, v, color=c, lw=1.2, label=run["label"])
+        if run.get("threshold") is not None:
+            ax_sharp.axhline(run["threshold"], color=c, ls="--", lw=1.0)
+        if run.get("diverged_step") is not None:
+            ax_loss.axvline(run["diverged_step"], color=c, ls=":", lw=1.0)
+    if log_loss:
+        ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel(f"train loss: {LOSS_LABELS.get(loss_name, loss_name)}", fontsize=8)
+    ax_sharp.set_xlabel("step")
+    ax_sharp.set_ylabel("sharpness λ1(H)  (dashed: threshold)")
+    ax_loss.legend(fontsize=8)
+    ax_sharp.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path: str | Path) -> list[Path]:
+    """Save as PNG and PDF next to each other (``path`` without or with either suffix)."""
+    path = Path(path)
+    base = path.with_suffix("") if path.suffix in (".png", ".pdf") else path
+    base.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext in (".png", ".pdf"):
+        fig.savefig(base.with_suffix(ext), dpi=130)
+        out.append(base.with_suffix(ext))
+    plt.close(fig)
+    return out
+
+
+def runs_from_store(store, run_ids: Sequence[int]) -> list[dict]:
+    """Plot inputs for stored runs: label from the step size and rule, threshold from the metrics."""
+    runs = []
+    for rid in run_ids:
+        rec = store.get_run(rid)
+        metrics = store.get_metrics(rid)
+        thr = metrics.get("threshold")
+        opt = rec.config.get("optimizer", {})
+        label = f"{opt.get('name', '?')} η={opt.get('lr')}"
+        runs.append(dict(label=label, metrics=metrics, diverged_step=rec.diverged_step,
+                         threshold=float(np.asarray(thr[1])[0]) if thr is not None and len(thr[1]) else None))
+    return runs

@@ -1,0 +1,308 @@
+"""The trainer: an ensemble over step sizes, trained as jit-compiled scans with probes.
+
+One config may list several step sizes; its members share the initialisation
+(as in Cohen et al. 2021) and train together: the per-member state is
+``vmap``-ed and each chunk of ``eval_every`` steps is one compiled
+``lax.scan``, so there is no per-step Python loop or host sync.  Between
+chunks the host evaluates the probes, writes metrics to the run store and
+checkpoints.
+
+Metrics (one series per member, at step t meaning "at theta_t"):
+
+* ``loss``: the loss of the batch used at step t (the full training loss in full-batch mode), every step;
+* ``train_loss``, ``train_accuracy``, ``test_loss``, ``test_accuracy``: at eval steps;
+* ``sharpness`` (and ``sharpness_2`` ... for k > 1): top Hessian eigenvalues of
+  the training loss (or its fixed subset), warm-started tracker, at eval steps
+  or every step; ``sharpness_residual`` and ``sharpness_hvps`` say how
+  accurate and costly each estimate was;
+* ``edge_ratio`` = sharpness / threshold (1: at the edge of stability), ``threshold``, ``lr``.
+
+Divergence (NaN, inf, or a loss above ``train.diverge_above``) freezes that
+member and is recorded with its step; it never stops the others or crashes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from eoslab.curvature import SharpnessTracker
+from eoslab.optimizers import get_rule
+from eoslab.store import RunStore, config_hash
+from eoslab.train.checkpoint import load_checkpoint, save_checkpoint
+from eoslab.train.config import RunConfig
+from eoslab.train.objective import Problem, build_problem
+
+PyTree = Any
+
+
+class Carry(NamedTuple):
+    params: PyTree
+    opt_state: PyTree
+    tracker: PyTree  # TrackerState, or () without sharpness probes
+    active: jax.Array  # still training (not diverged, not stopped)
+    diverged_step: jax.Array  # -1, or the step at which the loss went bad
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a finished ensemble produced (the same is in the run store)."""
+    config: RunConfig
+    run_ids: list[int]
+    lrs: tuple[float, ...]
+    status: list[str]
+    diverged_step: list[int | None]
+    metrics: list[dict[str, tuple[np.ndarray, np.ndarray]]]  # per member: name -> (steps, values)
+    thresholds: list[float]
+
+    def series(self, member: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.metrics[member].get(name, (np.zeros(0, int), np.zeros(0)))
+
+
+def _where(cond, new, old):
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(cond, a, b), new, old)
+
+
+def _sharpness_names(k: int) -> list[str]:
+    return ["sharpness"] + [f"sharpness_{i}" for i in range(2, k + 1)]
+
+
+class Trainer:
+    """Builds the compiled step, chunk and probe functions of one config."""
+
+    def __init__(self, cfg: RunConfig, problem: Problem | None = None):
+        self.cfg = cfg
+        self.problem = problem or build_problem(cfg)
+        self.rule = get_rule(cfg.optimizer.name)
+        self.dtype = self.problem.x_train.dtype
+        self.lrs = jnp.asarray(cfg.lrs, self.dtype)
+        self.thresholds = [self.rule.raw_threshold(lr, beta=cfg.optimizer.beta) for lr in cfg.lrs]
+        p = cfg.probes
+        self.tracker = (SharpnessTracker(k=p.sharpness_k, tol=p.tol, max_hvps=p.max_hvps)
+                        if p.sharpness_k > 0 else None)
+        self._chunk = jax.jit(self._chunk_impl)
+        self._eval = jax.jit(self._eval_impl)
+
+    # ---- per-member pieces -------------------------------------------------
+    def _tx(self, lr) -> optax.GradientTransformation:
+        return self.rule.build(lr, beta=self.cfg.optimizer.beta)
+
+    def init_carry(self) -> Carry:
+        cfg, prob = self.cfg, self.problem
+        params = prob.model.init(jax.random.PRNGKey(cfg.seed))
+        tracker_state = ()
+        if self.tracker is not None:
+            _, tracker_state = self.tracker.init(prob.sharpness_loss, params,
+                                                 key=jax.random.PRNGKey(cfg.seed + 1))
+        m = len(cfg.lrs)
+        stack = lambda tree: jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (m, *jnp.shape(a))), tree)
+        opt_state = jax.vmap(lambda lr: self._tx(lr).init(params))(self.lrs)
+        return Carry(stack(params), opt_state, stack(tracker_state),
+                     jnp.ones((m,), bool), jnp.full((m,), -1, jnp.int32))
+
+    def _batch_indices(self, t):
+        bs, n = self.cfg.optimizer.batch_size, self.problem.x_train.shape[0]
+        key = jax.random.fold_in(jax.random.PRNGKey(self.cfg.seed + 2), t)
+        return jax.random.permutation(key, n)[:bs]
+
+    def _step(self, carry: Carry, t, lr):
+        prob, cfg = self.problem, self.cfg
+        if cfg.optimizer.batch_size and cfg.optimizer.batch_size < prob.x_train.shape[0]:
+            idx = self._batch_indices(t)
+            loss, grads = jax.value_and_grad(lambda p: prob.batch_loss(p, idx))(carry.params)
+        else:
+            loss, grads = jax.value_and_grad(prob.train_loss)(carry.params)
+        bad = ~jnp.isfinite(loss) | (loss > cfg.train.diverge_above)
+        diverged_step = jnp.where(carry.active & bad, t, carry.diverged_step)
+        active = carry.active & ~bad
+        outs = {"loss": loss}
+        tracker_state = carry.tracker
+        if self.tracker is not None and cfg.probes.every_step:
+            res, new_ts = self.tracker.update(prob.sharpness_loss, carry.params, carry.tracker)
+            tracker_state = _where(active, new_ts, carry.tracker)
+            outs.update(eigenvalues=res.eigenvalues, residual=jnp.max(res.residuals), hvps=res.num_hvps)
+        updates, opt_state = self._tx(lr).update(grads, carry.opt_state, carry.params)
+        params = optax.apply_updates(carry.params, updates)
+        new = Carry(_where(active, params, carry.params), _where(active, opt_state, carry.opt_state),
+                    tracker_state, active, diverged_step)
+        return new, outs
+
+    def _chunk_impl(self, carry: Carry, lrs, ts):
+        def member(c, lr):
+            return jax.lax.scan(lambda cc, t: self._step(cc, t, lr), c, ts)
+        return jax.vmap(member)(carry, lrs)
+
+    def _eval_impl(self, carry: Carry):
+        prob = self.problem
+
+        def member(c):
+            m = prob.evaluate(c.params)
+            if self.tracker is not None:
+                res, ts = self.tracker.update(prob.sharpness_loss, c.params, c.tracker)
+                m.update(eigenvalues=res.eigenvalues, residual=jnp.max(res.residuals), hvps=res.num_hvps)
+                c = c._replace(tracker=_where(c.active, ts, c.tracker))
+            return m, c
+        return jax.vmap(member)(carry)
+
+    # ---- host side ---------------------------------------------------------
+    def run_chunk(self, carry: Carry, start: int, length: int):
+        ts = jnp.arange(start, start + length, dtype=jnp.int32)
+        return self._chunk(carry, self.lrs, ts)
+
+    def evaluate(self, carry: Carry):
+        return self._eval(carry)
+
+
+def _member_rows(outs: dict, member: int, steps: np.ndarray, k: int) -> dict:
+    """Scan or eval outputs of one member as {metric: (steps, values)}."""
+    rows = {}
+    for key, arr in outs.items():
+        a = np.asarray(arr[member])
+        if key == "eigenvalues":
+            for i, name in enumerate(_sharpness_names(k)):
+                rows[name] = (steps, a[..., i].reshape(-1))
+        elif key == "residual":
+            rows["sharpness_residual"] = (steps, a.reshape(-1))
+        elif key == "hvps":
+            rows["sharpness_hvps"] = (steps, a.reshape(-1).astype(float))
+        else:
+            rows[key] = (steps, a.reshape(-1))
+    return rows
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, disable=not enabled, file=sys.stderr, unit="step",
+                dynamic_ncols=True, leave=True)
+
+
+def train(cfg: RunConfig, *, results_dir: str | Path = "results", store: RunStore | None = None,
+          progress: bool = True) -> TrainResult:
+    """Train the ensemble of ``cfg``, store every member as a run, and return the results.
+
+    If an unfinished run of the same config and seed has a checkpoint in
+    ``results_dir``, training resumes from it and ends with the same metrics
+    as an uninterrupted run.
+    """
+    results_dir = Path(results_dir)
+    trainer = Trainer(cfg)  # loads data and builds the model first: bad input writes nothing
+    own_store = store is None
+    store = store or RunStore.in_dir(results_dir)
+    try:
+        return _train(trainer, results_dir, store, progress)
+    finally:
+        if own_store:
+            store.close()
+
+
+def _train(trainer: Trainer, results_dir: Path, store: RunStore, progress: bool) -> TrainResult:
+    cfg = trainer.cfg
+    k = cfg.probes.sharpness_k
+    group_hash = config_hash(cfg.to_dict())
+    group = f"{cfg.name}/{group_hash}"
+    ckpt_path = results_dir / "checkpoints" / f"{group_hash}.npz"
+    carry = trainer.init_carry()
+    start, run_ids = 0, None
+    if ckpt_path.exists():
+        carry, start, meta = load_checkpoint(ckpt_path, carry)
+        run_ids = [int(r) for r in meta["run_ids"]]
+        if any(store.get_run(r).status != "running" for r in run_ids):
+            run_ids, start, carry = None, 0, trainer.init_carry()
+        else:
+            for r in run_ids:
+                store.delete_metrics_after(r, start)
+    if run_ids is None:
+        for stale in store.list_runs(status="running", group=group):
+            store.finish_run(stale.id, "failed", error="interrupted before its first checkpoint; restarted")
+        run_ids = [store.start_run(cfg.member(lr).to_dict(), name=cfg.name, seed=cfg.seed, group=group)
+                   for lr in cfg.lrs]
+
+    def record(member_rows: list[dict]):
+        for i, rows in enumerate(member_rows):
+            store.log_metrics(run_ids[i], rows)
+
+    def eval_rows(step: int, outs: dict) -> list[dict]:
+        steps = np.asarray([step])
+        rows = []
+        for i in range(len(run_ids)):
+            r = _member_rows(outs, i, steps, k)
+            if k > 0:
+                r["edge_ratio"] = (steps, r["sharpness"][1] / trainer.thresholds[i])
+            r["threshold"] = (steps, np.asarray([trainer.thresholds[i]]))
+            r["lr"] = (steps, np.asarray([cfg.lrs[i]]))
+            rows.append(r)
+        return rows
+
+    steps_total = cfg.train.steps
+    bar = _progress(steps_total, start, progress)
+    if start == 0:
+        outs, carry = trainer.evaluate(carry)
+        record(eval_rows(0, outs))
+    t = start
+    try:
+        while t < steps_total and bool(jnp.any(carry.active)):
+            length = min(cfg.train.eval_every - t % cfg.train.eval_every, steps_total - t)
+            carry, outs = trainer.run_chunk(carry, t, length)
+            steps = np.arange(t, t + length)
+            chunk_rows = [_member_rows(outs, i, steps, k) for i in range(len(run_ids))]
+            for i, rows in enumerate(chunk_rows):
+                if k > 0 and cfg.probes.every_step:
+                    rows["edge_ratio"] = (steps, rows["sharpness"][1] / trainer.thresholds[i])
+            t += length
+            ev, carry = trainer.evaluate(carry)
+            record(chunk_rows)
+            record(eval_rows(t, ev))
+            carry = _apply_stops(cfg, carry, ev)
+            if cfg.train.checkpoint_every and t % cfg.train.checkpoint_every == 0 and t < steps_total:
+                save_checkpoint(ckpt_path, carry, step=t, meta={"run_ids": np.asarray(run_ids)})
+            bar.update(length)
+            bar.set_postfix_str(_postfix(ev, trainer.thresholds, k), refresh=False)
+    finally:
+        bar.close()
+    status, div = [], []
+    for i, rid in enumerate(run_ids):
+        ds = int(carry.diverged_step[i])
+        if ds >= 0:
+            store.finish_run(rid, "diverged", diverged_step=ds)
+            status.append("diverged"), div.append(ds)
+        else:
+            store.finish_run(rid, "completed")
+            status.append("completed"), div.append(None)
+    _save_params(results_dir, run_ids, carry.params)
+    if ckpt_path.exists():
+        ckpt_path.unlink()
+    metrics = [store.get_metrics(r) for r in run_ids]  # the store is the single source of truth
+    return TrainResult(cfg, run_ids, cfg.lrs, status, div, metrics, trainer.thresholds)
+
+
+def _apply_stops(cfg: RunConfig, carry: Carry, ev: dict) -> Carry:
+    stop = jnp.zeros_like(carry.active)
+    if cfg.train.stop_loss > 0:
+        stop = stop | (ev["train_loss"] < cfg.train.stop_loss)
+    if cfg.train.stop_accuracy > 0:
+        stop = stop | (ev["train_accuracy"] >= cfg.train.stop_accuracy)
+    return carry._replace(active=carry.active & ~stop)
+
+
+def _postfix(ev: dict, thresholds: list[float], k: int) -> str:
+    parts = []
+    for i, thr in enumerate(thresholds):
+        s = f"loss {float(ev['train_loss'][i]):.4g}"
+        if k > 0:
+            s += f" λ1 {float(ev['eigenvalues'][i][0]):.4g}/{thr:.3g}"
+        parts.append(s)
+    return " | ".join(parts)
+
+
+def _save_params(results_dir: Path, run_ids: list[int], params: PyTree) -> None:
+    out = results_dir / "params"
+    out.mkdir(parents=True, exist_ok=True)
+    for i, rid in enumerate(run_ids):
+        leaves = jax.tree_util.tree_leaves_with_path(jax.tree_util.tree_map(lambda a: a[i], params))
+        np.savez(out / f"run-{rid}.npz", **{jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves})
