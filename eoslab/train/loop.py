@@ -163,7 +163,7 @@ def _member_rows(outs: dict, member: int, steps: np.ndarray, k: int) -> dict:
     """Scan or eval outputs of one member as {metric: (steps, values)}."""
     rows = {}
     for key, arr in outs.items():
-        a = np.asarray(arr[member])
+        a = np.asarray(arr[member], dtype=np.float64)  # metrics are stored as float64
         if key == "eigenvalues":
             for i, name in enumerate(_sharpness_names(k)):
                 rows[name] = (steps, a[..., i].reshape(-1))

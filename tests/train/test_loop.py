@@ -41,10 +41,12 @@ def test_divergence_is_a_recorded_result(tmp_path, tiny):
     with RunStore.in_dir(tmp_path) as store:
         rec = store.get_run(res.run_ids[1])
         assert rec.status == "diverged" and rec.diverged_step == k
-    # the healthy member is unaffected by its diverging sibling
+    # the healthy member is unaffected by its diverging sibling (equal up to float32 rounding:
+    # a batch of two members is computed with another reduction order than a batch of one)
     alone = dict(tiny, optimizer={"name": "gd", "lr": [0.1]})
     res1 = train(config_from_dict(alone), results_dir=tmp_path / "alone", progress=False)
-    np.testing.assert_array_equal(res1.series(0, "loss")[1], res.series(0, "loss")[1])
+    np.testing.assert_allclose(res1.series(0, "loss")[1], res.series(0, "loss")[1], rtol=1e-5)
+    assert np.all(np.isfinite(res.series(0, "sharpness")[1]))
 
 
 def test_same_config_and_seed_are_bitwise_identical(tmp_path, tiny):

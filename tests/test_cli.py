@@ -1,0 +1,117 @@
+"""The command line: the whole flow, exit codes, nothing written on bad input, kill -9 and resume."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eoslab.cli import main
+from eoslab.store import RunStore
+from tests.train.conftest import TINY, write_toml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _config(tmp_path, **patch):
+    raw = json.loads(json.dumps(TINY))
+    for section, values in patch.items():
+        raw[section].update(values)
+    return write_toml(tmp_path / "cfg.toml", raw)
+
+
+def test_run_list_show_plot_export(tmp_path, capsys):
+    cfg = _config(tmp_path)
+    res = tmp_path / "res"
+    assert main(["run", cfg, "--results", str(res), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "run 1: lr=0.1 completed" in out and "run 2: lr=0.5" in out
+    assert main(["runs", "--results", str(res)]) == 0
+    assert "tiny" in capsys.readouterr().out
+    assert main(["show", "1", "--results", str(res)]) == 0
+    shown = capsys.readouterr().out
+    assert '"lr": 0.1' in shown and "sharpness" in shown
+    assert main(["plot", "1", "2", "--results", str(res), "--out", str(tmp_path / "fig.png")]) == 0
+    assert (tmp_path / "fig.png").stat().st_size > 10_000 and (tmp_path / "fig.pdf").exists()
+    assert main(["export", str(tmp_path / "all.csv"), "--results", str(res)]) == 0
+    import pandas as pd
+    metrics = pd.read_csv(tmp_path / "all_metrics.csv")
+    assert set(metrics.run_id) == {1, 2} and "sharpness" in set(metrics.name)
+
+
+@pytest.mark.parametrize("patch,args,match", [
+    ({"model": {"name": "fc-nope"}}, [], "unknown model"),
+    ({"optimizer": {"lr": -1.0}}, [], "must be a positive number"),
+    ({}, ["--set", "train.unknown=3"], "unknown config key 'train.unknown'"),
+    ({}, ["--set", "train.steps=ten"], "wrong type"),
+    ({"data": {"name": "cifar10", "data_dir": "/nonexistent"}}, [], "CIFAR-10"),
+])
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, patch, args, match):
+    patch.setdefault("data", {})
+    if "n_train" not in patch["data"] and patch["data"].get("name") == "cifar10":
+        patch["data"]["n_train"] = 0
+    cfg = _config(tmp_path, **patch)
+    res = tmp_path / "res"
+    assert main(["run", cfg, "--results", str(res), "--no-progress", *args]) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1
+    assert not res.exists()
+
+
+def test_unknown_run_and_missing_store_exit_2(tmp_path, capsys):
+    assert main(["show", "3", "--results", str(tmp_path / "none")]) == 2
+    assert "no run store" in capsys.readouterr().err
+    cfg = _config(tmp_path, train={"steps": 20})
+    main(["run", cfg, "--results", str(tmp_path / "r"), "--no-progress"])
+    assert main(["show", "99", "--results", str(tmp_path / "r")]) == 2
+
+
+def test_divergent_step_size_exits_0_with_a_recorded_divergence(tmp_path, capsys):
+    cfg = _config(tmp_path, optimizer={"lr": [40.0]})
+    assert main(["run", cfg, "--results", str(tmp_path / "r"), "--no-progress"]) == 0
+    assert "diverged at step" in capsys.readouterr().out
+    with RunStore.in_dir(tmp_path / "r") as store:
+        assert store.get_run(1).status == "diverged"
+
+
+def _metrics(results):
+    with RunStore.in_dir(results) as store:
+        return {r.config["optimizer"]["lr"]: store.get_metrics(r.id)
+                for r in store.list_runs(status="completed")}
+
+
+def test_kill_9_then_resume_gives_identical_metrics(tmp_path):
+    cfg = _config(tmp_path, train={"steps": 1500, "eval_every": 20, "checkpoint_every": 100},
+                  probes={"every_step": True})
+    cmd = [sys.executable, "-m", "eoslab.cli", "run", cfg, "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, "--results", str(killed)], env=env)
+    ckpt_dir = killed / "checkpoints"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (ckpt_dir.exists() and any(ckpt_dir.glob("*.npz"))):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    with RunStore.in_dir(killed) as store:
+        assert {r.status for r in store.list_runs()} == {"running"}, "the kill must land mid-run"
+        assert store.integrity_ok()
+    assert subprocess.run([*cmd, "--results", str(killed)], env=env).returncode == 0
+    clean = tmp_path / "clean"
+    assert subprocess.run([*cmd, "--results", str(clean)], env=env).returncode == 0
+    a, b = _metrics(killed), _metrics(clean)
+    assert set(a) == set(b) == {0.1, 0.5}
+    for lr in a:
+        assert set(a[lr]) == set(b[lr])
+        for name in a[lr]:
+            np.testing.assert_array_equal(a[lr][name][0], b[lr][name][0], err_msg=name)
+            np.testing.assert_array_equal(a[lr][name][1], b[lr][name][1], err_msg=name)
+    with sqlite3.connect(killed / "runs.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
