@@ -155,10 +155,19 @@ def cmd_reproduce(args, name: str | None = None, quick: bool | None = None) -> i
     out = Path(args.out or f"results/{name}")
     quick = args.quick if quick is None else quick
     import inspect
+
+    from eoslab.store import RunStore
+    accepted = inspect.signature(module.reproduce).parameters
     kwargs = {"quick": quick}
-    if "progress" in inspect.signature(module.reproduce).parameters:
+    if "progress" in accepted:
         kwargs["progress"] = not args.no_progress
-    claims = module.reproduce(out, **kwargs)
+    if "store" in accepted:  # reproductions that manage no store of their own get the one in --out
+        kwargs["store"] = RunStore.in_dir(out)
+    try:
+        claims = module.reproduce(out, **kwargs)
+    finally:
+        if "store" in kwargs:
+            kwargs["store"].close()
     table = out / "table.txt"
     if table.is_file():
         print(table.read_text())
