@@ -171,10 +171,10 @@ def cmd_reproduce(args, name: str | None = None, quick: bool | None = None) -> i
     table = out / "table.txt"
     if table.is_file():
         print(table.read_text())
+    from eoslab.experiments.claims import format_value
     for c in claims:
         mark = {True: "holds", False: "DOES NOT HOLD", None: "n/a"}[c.holds]
-        value = f"{c.value:.4g}" if isinstance(c.value, float) else str(c.value)
-        print(f"[{mark:>13}] {c.claim}: {c.quantity} = {value}")
+        print(f"[{mark:>13}] {c.claim} {c.quantity.split(':')[0]} = {format_value(c.value)}")
     print(f"wrote {out}/claims.md, {out}/claims.json and figures")
     return 0
 

@@ -40,13 +40,15 @@ def _jsonable(x):
     return x
 
 
-def _fmt(x) -> str:
+def format_value(x) -> str:
+    """A measured value in 4 significant digits (dicts and lists element-wise)."""
+    x = _jsonable(x)
     if isinstance(x, float):
         return f"{x:.4g}"
     if isinstance(x, dict):
-        return ", ".join(f"{k}: {_fmt(v)}" for k, v in x.items())
+        return ", ".join(f"{k}: {format_value(v)}" for k, v in x.items())
     if isinstance(x, (list, tuple)):
-        return "[" + ", ".join(_fmt(v) for v in x) + "]"
+        return "[" + ", ".join(format_value(v) for v in x) + "]"
     return str(x)
 
 
@@ -54,7 +56,7 @@ def claims_markdown(claims: Sequence[Claim], title: str) -> str:
     lines = [f"# {title}", "", "| claim | quantity | value | holds | detail |", "|---|---|---|---|---|"]
     for c in claims:
         holds = {True: "yes", False: "**no**", None: "n/a"}[c.holds]
-        cells = [c.claim, c.quantity, _fmt(_jsonable(c.value)), holds, c.detail]
+        cells = [c.claim, c.quantity, format_value(c.value), holds, c.detail]
         lines.append("| " + " | ".join(s.replace("|", "\\|").replace("\n", " ") for s in cells) + " |")
     return "\n".join(lines) + "\n"
 
