@@ -111,6 +111,7 @@ class FlatOperator(NamedTuple):
     unravel: Callable[[jax.Array], PyTree]
     dim: int
     dtype: Any
+    value: jax.Array  # loss at params (a by-product of the linearisation)
     grad: jax.Array  # flat gradient at params (a by-product of the linearisation)
     inv_sqrt_precond: jax.Array | None  # flat P^{-1/2}, or None
 
@@ -118,23 +119,24 @@ class FlatOperator(NamedTuple):
 def flat_operator(loss_fn: Callable, params: PyTree, precond: PyTree | None = None) -> FlatOperator:
     """The Hessian (or P^{-1/2} H P^{-1/2}) of ``loss_fn`` at ``params`` as a flat matvec.
 
-    The gradient map is linearised once, so each product costs one tangent
-    evaluation of the stored computation rather than a fresh forward pass.
+    ``value_and_grad`` is linearised once, so each product costs one tangent
+    evaluation of the stored computation rather than a fresh forward pass, and
+    the loss and gradient come for free (a training step can reuse them).
     """
     check_scalar_loss(loss_fn, params)
     flat, unravel = ravel_pytree(params)
-    grad, lin = jax.linearize(jax.grad(loss_fn), params)
+    (value, grad), lin = jax.linearize(jax.value_and_grad(loss_fn), params)
     flat_grad = ravel_pytree(grad)[0]
 
     def h(v):
-        return ravel_pytree(lin(unravel(v.astype(flat.dtype))))[0]
+        return ravel_pytree(lin(unravel(v.astype(flat.dtype)))[1])[0]
 
     if precond is None:
-        return FlatOperator(h, unravel, flat.shape[0], flat.dtype, flat_grad, None)
+        return FlatOperator(h, unravel, flat.shape[0], flat.dtype, value, flat_grad, None)
     check_precond(params, precond)
     s = jax.lax.rsqrt(ravel_pytree(precond)[0].astype(flat.dtype))
 
     def hp(v):
         return s * h(s * v)
 
-    return FlatOperator(hp, unravel, flat.shape[0], flat.dtype, flat_grad, s)
+    return FlatOperator(hp, unravel, flat.shape[0], flat.dtype, value, flat_grad, s)

@@ -90,3 +90,16 @@ def test_tracker_inside_scan_and_vmap(trajectory):
             params = jax.tree_util.tree_map(lambda a: scale * a, path[1 + t])
             truth = np.linalg.eigvalsh(np.asarray(dense_hessian(loss_fn, params)))[-1]
             np.testing.assert_allclose(out[i, t], truth, rtol=1e-7)
+
+
+def test_update_with_grad_returns_the_loss_and_gradient(trajectory):
+    loss_fn, path = trajectory
+    tracker = SharpnessTracker(k=1)
+    _, state = tracker.init(loss_fn, path[0])
+    res, state2, value, grad = tracker.update_with_grad(loss_fn, path[3], state)
+    ref, _ = tracker.update(loss_fn, path[3], state)
+    np.testing.assert_allclose(value, loss_fn(path[3]), rtol=1e-12)
+    g = jax.grad(loss_fn)(path[3])
+    for a, b in zip(jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(g)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+    np.testing.assert_array_equal(res.eigenvalues, ref.eigenvalues)
