@@ -48,6 +48,8 @@ import os
 import platform
 import statistics
 import sys
+
+from _common import code_version
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -166,20 +168,6 @@ def build_problem(cfg: Config) -> Problem:
     return Problem(loss32, loss64, unravel, np.asarray(path), np.asarray(values), int(flat0.shape[0]),
                    int(ds.x_train.shape[0]))
 
-
-def code_version() -> str:
-    """The eoslab checkout this ran on: commit, and the library files changed since it."""
-    import subprocess
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "eoslab"], cwd=root, capture_output=True,
-                               text=True, check=True).stdout.split("\n")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    changed = [line[3:] for line in dirty if line.strip()]
-    return f"git {sha}" + (f" + uncommitted changes in {', '.join(changed)}" if changed else "")
 
 
 def measurement_points(cfg: Config) -> list[int]:

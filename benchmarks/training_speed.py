@@ -46,36 +46,12 @@ from __future__ import annotations
 import os
 import sys
 
-
-def _threads_from_argv(argv: list[str], default: int = 1) -> int:
-    """``--threads N`` read before JAX starts (its thread pool is fixed when the backend starts)."""
-    for i, arg in enumerate(argv):
-        try:
-            if arg == "--threads" and i + 1 < len(argv):
-                return max(1, int(argv[i + 1]))
-            if arg.startswith("--threads="):
-                return max(1, int(arg.split("=", 1)[1]))
-        except ValueError:
-            return default  # argparse reports the bad value
-    return default
+from _common import code_version, limit_cores, threads_from_argv
 
 
-def limit_cores(n: int) -> list[int]:
-    """Pin this process, and every thread it starts later, to ``n`` of its allowed cores.
-
-    JAX has no setting for its CPU thread count (XLA sizes its pool from the
-    cores the process may use), so the affinity mask is what limits both sides.
-    """
-    try:
-        allowed = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux: leave it
-        return list(range(os.cpu_count() or 1))
-    if n < len(allowed):
-        os.sched_setaffinity(0, allowed[:n])
-    return sorted(os.sched_getaffinity(0))
 
 
-THREADS = _threads_from_argv(sys.argv[1:])
+THREADS = threads_from_argv(sys.argv[1:])
 CORES = limit_cores(THREADS)  # before JAX, PyTorch and BLAS start their threads
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the eoslab CLI: small LAPACK calls in the eigensolver
 
@@ -139,20 +115,6 @@ def run_config(cfg: Config, *, lrs: tuple[float, ...], k: int, every_step: bool 
                    "max_hvps": cfg.max_hvps if max_hvps is None else max_hvps},
     })
 
-
-def code_version() -> str:
-    """The eoslab checkout this ran on: commit, and the library files changed since it."""
-    import subprocess
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "eoslab"], cwd=root, capture_output=True,
-                               text=True, check=True).stdout.split("\n")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    changed = [line[3:] for line in dirty if line.strip()]
-    return f"git {sha}" + (f" + uncommitted changes in {', '.join(changed)}" if changed else "")
 
 
 # ----------------------------------------------------------------------------- the training loop

@@ -1,0 +1,48 @@
+"""Helpers shared by the benchmark scripts (no JAX import here: cores are pinned before JAX starts)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def threads_from_argv(argv: list[str], default: int = 1) -> int:
+    """``--threads N`` read before JAX starts (its thread pool is fixed when the backend starts)."""
+    for i, arg in enumerate(argv):
+        try:
+            if arg == "--threads" and i + 1 < len(argv):
+                return max(1, int(argv[i + 1]))
+            if arg.startswith("--threads="):
+                return max(1, int(arg.split("=", 1)[1]))
+        except ValueError:
+            return default  # argparse reports the bad value
+    return default
+
+
+def limit_cores(n: int) -> list[int]:
+    """Pin this process, and every thread it starts later, to ``n`` of its allowed cores.
+
+    JAX has no setting for its CPU thread count (XLA sizes its pool from the
+    cores the process may use), so the affinity mask is what limits both sides.
+    """
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux: leave it
+        return list(range(os.cpu_count() or 1))
+    if n < len(allowed):
+        os.sched_setaffinity(0, allowed[:n])
+    return sorted(os.sched_getaffinity(0))
+
+
+def code_version() -> str:
+    """The eoslab checkout this ran on: commit, and the library files changed since it."""
+    import subprocess
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "eoslab"], cwd=root, capture_output=True,
+                               text=True, check=True).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    changed = [line[3:] for line in dirty if line.strip()]
+    return f"git {sha}" + (f" + uncommitted changes in {', '.join(changed)}" if changed else "")
