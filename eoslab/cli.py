@@ -30,6 +30,7 @@ from eoslab.errors import InputError  # noqa: E402
 REPRODUCTIONS = {
     "eos": "eoslab.experiments.eos",
     "alignment": "eoslab.experiments.alignment",
+    "adaptive-eos": "eoslab.experiments.adaptive_eos",
 }
 
 
@@ -90,6 +91,7 @@ def _open_store(results: str):
 
 
 def cmd_run(args) -> int:
+    from eoslab.optimizers import get_rule
     from eoslab.train import load_config, train
     cfg = load_config(args.config, args.overrides)
     result = train(cfg, results_dir=args.results, progress=not args.no_progress)
@@ -98,6 +100,10 @@ def cmd_run(args) -> int:
         _, loss = result.series(i, "loss")
         extra = f", diverged at step {result.diverged_step[i]}" if result.status[i] == "diverged" else ""
         sharp = f", final sharpness {lam[-1]:.4g} (threshold {result.thresholds[i]:.4g})" if len(lam) else ""
+        _, eff = result.series(i, "effective_sharpness")
+        if get_rule(cfg.optimizer.name).adaptive and len(eff):
+            sharp = (f", final effective sharpness λ1(P⁻¹H) {eff[-1]:.4g} (threshold {result.thresholds[i]:.4g}), "
+                     f"raw sharpness {lam[-1]:.4g}")
         print(f"run {rid}: lr={result.lrs[i]:g} {result.status[i]}{extra}, final loss {loss[-1]:.4g}{sharp}")
     return 0
 

@@ -11,7 +11,8 @@ size.  Unknown keys, wrong types and invalid values raise
     [data]      name, n_train, n_test, data_dir
     [model]     name, widths, bias, init, param, zero_last
     [loss]      name ("mse" | "mse-mean" | "ce")
-    [optimizer] name, lr, beta, batch_size (0: full batch)
+    [optimizer] name, lr, beta, batch_size (0: full batch), beta1, beta2, eps,
+                weight_decay, momentum, freeze_step (see eoslab.optimizers)
     [train]     steps, eval_every, stop_loss, stop_accuracy, diverge_above,
                 chunk_size, checkpoint_every, dtype
     [probes]    sharpness_k, sharpness_subset, every_step, tol, max_hvps
@@ -57,6 +58,17 @@ class OptimizerConfig:
     lr: float | tuple[float, ...] = 0.1
     beta: float = 0.9  # momentum (heavy-ball, nesterov)
     batch_size: int = 0  # 0: full batch
+    beta1: float = 0.9  # Adam's first-moment decay (adam, adamw, frozen-adam)
+    beta2: float = 0.999  # second-moment decay (adam*, rmsprop*)
+    eps: float = 1e-8  # added to the root of the second moment (adaptive rules)
+    weight_decay: float = 0.0  # decoupled weight decay (adamw)
+    momentum: float = 0.0  # heavy-ball momentum on the preconditioned step (rmsprop, frozen-rmsprop)
+    freeze_step: int = 0  # frozen-*: the preconditioner stops updating after this many steps (>= 1)
+
+    def hyperparams(self) -> dict:
+        """The hyper-parameters an update rule reads (besides lr)."""
+        from eoslab.optimizers import HYPERPARAMS
+        return {k: getattr(self, k) for k in HYPERPARAMS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,7 +251,7 @@ def validate(cfg: RunConfig) -> None:
     if not cfg.lrs:
         raise ConfigError("optimizer.lr is an empty list; give at least one step size.")
     for lr in cfg.lrs:
-        validate_hyperparams(cfg.optimizer.name, lr, beta=cfg.optimizer.beta)
+        validate_hyperparams(cfg.optimizer.name, lr, **cfg.optimizer.hyperparams())
     if len(set(cfg.lrs)) != len(cfg.lrs):
         raise ConfigError(f"optimizer.lr={list(cfg.lrs)} repeats a step size; list each once.")
     checks = [

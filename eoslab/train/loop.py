@@ -15,7 +15,16 @@ Metrics (one series per member, at step t meaning "at theta_t"):
   the training loss (or its fixed subset), warm-started tracker, at eval steps
   or every step; ``sharpness_residual`` and ``sharpness_hvps`` say how
   accurate and costly each estimate was;
-* ``edge_ratio`` = sharpness / threshold (1: at the edge of stability), ``threshold``, ``lr``.
+* ``effective_sharpness`` = lambda_1(P_t^{-1} H), P_t the rule's preconditioner
+  (:mod:`eoslab.optimizers`, step size included): for the SGD family
+  (P = I / eta) it is lr * sharpness; for adaptive rules (diagonal P_t read from
+  the optimizer state after the step that produced theta_t) a second
+  warm-started tracker on P^{-1/2} H P^{-1/2} measures it, at the same steps as
+  ``sharpness`` (not at step 0, where no P exists yet);
+* ``edge_ratio`` = effective sharpness / effective threshold (1: at the edge of
+  stability; for the SGD family equal to sharpness / raw threshold), ``threshold``
+  (the raw-sharpness threshold for the SGD family, the effective one for adaptive
+  rules), ``effective_threshold``, ``lr``.
 
 Divergence (NaN, inf, or a loss above ``train.diverge_above``) freezes that
 member and is recorded with its step; it never stops the others or crashes.
@@ -46,6 +55,7 @@ class Carry(NamedTuple):
     params: PyTree
     opt_state: PyTree
     tracker: PyTree  # TrackerState, or () without sharpness probes
+    ptracker: PyTree  # TrackerState of lambda_1(P^-1 H) for adaptive rules, else ()
     active: jax.Array  # still training (not diverged, not stopped)
     diverged_step: jax.Array  # -1, or the step at which the loss went bad
 
@@ -82,28 +92,42 @@ class Trainer:
         self.rule = get_rule(cfg.optimizer.name)
         self.dtype = self.problem.x_train.dtype
         self.lrs = jnp.asarray(cfg.lrs, self.dtype)
-        self.thresholds = [self.rule.raw_threshold(lr, beta=cfg.optimizer.beta) for lr in cfg.lrs]
+        self.hp = cfg.optimizer.hyperparams()
+        self.effective_thresholds = [float(self.rule.effective_threshold(lr=lr, **self.hp)) for lr in cfg.lrs]
+        self.thresholds = (list(self.effective_thresholds) if self.rule.adaptive else
+                           [self.rule.raw_threshold(lr, **self.hp) for lr in cfg.lrs])
         p = cfg.probes
         self.tracker = (SharpnessTracker(k=p.sharpness_k, tol=p.tol, max_hvps=p.max_hvps)
                         if p.sharpness_k > 0 else None)
+        self.ptracker = (SharpnessTracker(k=1, tol=p.tol, max_hvps=p.max_hvps)
+                         if self.tracker is not None and self.rule.adaptive else None)
         self._chunk = jax.jit(self._chunk_impl)
         self._eval = jax.jit(self._eval_impl)
 
     # ---- per-member pieces -------------------------------------------------
     def _tx(self, lr) -> optax.GradientTransformation:
-        return self.rule.build(lr, beta=self.cfg.optimizer.beta)
+        return self.rule.build(lr, **self.hp)
+
+    def preconditioner(self, opt_state, lr) -> PyTree | None:
+        """P_t of one member (None for the SGD family, where P = I / lr)."""
+        if not self.rule.adaptive:
+            return None
+        return self.rule.preconditioner(opt_state, lr, **self.hp)
 
     def init_carry(self) -> Carry:
         cfg, prob = self.cfg, self.problem
         params = prob.model.init(jax.random.PRNGKey(cfg.seed))
-        tracker_state = ()
+        tracker_state, ptracker_state = (), ()
         if self.tracker is not None:
             _, tracker_state = self.tracker.init(prob.sharpness_loss, params,
                                                  key=jax.random.PRNGKey(cfg.seed + 1))
+        if self.ptracker is not None:  # warm start: the top eigenvector of H (P_0 is a scalar)
+            ptracker_state = tracker_state._replace(vectors=tracker_state.vectors[:1],
+                                                    eigenvalues=tracker_state.eigenvalues[:1])
         m = len(cfg.lrs)
         stack = lambda tree: jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (m, *jnp.shape(a))), tree)
         opt_state = jax.vmap(lambda lr: self._tx(lr).init(params))(self.lrs)
-        return Carry(stack(params), opt_state, stack(tracker_state),
+        return Carry(stack(params), opt_state, stack(tracker_state), stack(ptracker_state),
                      jnp.ones((m,), bool), jnp.full((m,), -1, jnp.int32))
 
     def _batch_indices(self, t):
@@ -127,10 +151,16 @@ class Trainer:
             res, new_ts = self.tracker.update(prob.sharpness_loss, carry.params, carry.tracker)
             tracker_state = _where(active, new_ts, carry.tracker)
             outs.update(eigenvalues=res.eigenvalues, residual=jnp.max(res.residuals), hvps=res.num_hvps)
+        ptracker_state = carry.ptracker
+        if self.ptracker is not None and cfg.probes.every_step:
+            pres, new_ps = self.ptracker.update(prob.sharpness_loss, carry.params, carry.ptracker,
+                                                precond=self.preconditioner(carry.opt_state, lr))
+            ptracker_state = _where(active, new_ps, carry.ptracker)
+            outs.update(effective_sharpness=pres.eigenvalues[0], effective_sharpness_residual=pres.residuals[0])
         updates, opt_state = self._tx(lr).update(grads, carry.opt_state, carry.params)
         params = optax.apply_updates(carry.params, updates)
         new = Carry(_where(active, params, carry.params), _where(active, opt_state, carry.opt_state),
-                    tracker_state, active, diverged_step)
+                    tracker_state, ptracker_state, active, diverged_step)
         return new, outs
 
     def _chunk_impl(self, carry: Carry, lrs, ts):
@@ -138,17 +168,22 @@ class Trainer:
             return jax.lax.scan(lambda cc, t: self._step(cc, t, lr), c, ts)
         return jax.vmap(member)(carry, lrs)
 
-    def _eval_impl(self, carry: Carry):
+    def _eval_impl(self, carry: Carry, lrs):
         prob = self.problem
 
-        def member(c):
+        def member(c, lr):
             m = prob.evaluate(c.params)
             if self.tracker is not None:
                 res, ts = self.tracker.update(prob.sharpness_loss, c.params, c.tracker)
                 m.update(eigenvalues=res.eigenvalues, residual=jnp.max(res.residuals), hvps=res.num_hvps)
                 c = c._replace(tracker=_where(c.active, ts, c.tracker))
+            if self.ptracker is not None:
+                pres, ps = self.ptracker.update(prob.sharpness_loss, c.params, c.ptracker,
+                                                precond=self.preconditioner(c.opt_state, lr))
+                m.update(effective_sharpness=pres.eigenvalues[0], effective_sharpness_residual=pres.residuals[0])
+                c = c._replace(ptracker=_where(c.active, ps, c.ptracker))
             return m, c
-        return jax.vmap(member)(carry)
+        return jax.vmap(member)(carry, lrs)
 
     # ---- host side ---------------------------------------------------------
     def run_chunk(self, carry: Carry, start: int, length: int):
@@ -156,7 +191,7 @@ class Trainer:
         return self._chunk(carry, self.lrs, ts)
 
     def evaluate(self, carry: Carry):
-        return self._eval(carry)
+        return self._eval(carry, self.lrs)
 
 
 def _member_rows(outs: dict, member: int, steps: np.ndarray, k: int) -> dict:
@@ -233,8 +268,9 @@ def _train(trainer: Trainer, results_dir: Path, store: RunStore, progress: bool)
         for i in range(len(run_ids)):
             r = _member_rows(outs, i, steps, k)
             if k > 0:
-                r["edge_ratio"] = (steps, r["sharpness"][1] / trainer.thresholds[i])
+                _edge_rows(r, trainer, i)
             r["threshold"] = (steps, np.asarray([trainer.thresholds[i]]))
+            r["effective_threshold"] = (steps, np.asarray([trainer.effective_thresholds[i]]))
             r["lr"] = (steps, np.asarray([cfg.lrs[i]]))
             rows.append(r)
         return rows
@@ -253,7 +289,7 @@ def _train(trainer: Trainer, results_dir: Path, store: RunStore, progress: bool)
             chunk_rows = [_member_rows(outs, i, steps, k) for i in range(len(run_ids))]
             for i, rows in enumerate(chunk_rows):
                 if k > 0 and cfg.probes.every_step:
-                    rows["edge_ratio"] = (steps, rows["sharpness"][1] / trainer.thresholds[i])
+                    _edge_rows(rows, trainer, i)
             t += length
             ev, carry = trainer.evaluate(carry)
             record(chunk_rows)
@@ -281,6 +317,21 @@ def _train(trainer: Trainer, results_dir: Path, store: RunStore, progress: bool)
     return TrainResult(cfg, run_ids, cfg.lrs, status, div, metrics, trainer.thresholds)
 
 
+def _edge_rows(rows: dict, trainer: Trainer, i: int) -> None:
+    """Add ``effective_sharpness`` (SGD family: lr * sharpness) and ``edge_ratio`` to one member's rows."""
+    if trainer.rule.adaptive:
+        for key in ("effective_sharpness", "effective_sharpness_residual"):
+            steps, vals = rows[key]
+            keep = steps > 0  # no preconditioner exists before the first step
+            rows[key] = (steps[keep], vals[keep])
+        steps, eff = rows["effective_sharpness"]
+        rows["edge_ratio"] = (steps, eff / trainer.effective_thresholds[i])
+    else:
+        steps, lam = rows["sharpness"]
+        rows["effective_sharpness"] = (steps, trainer.cfg.lrs[i] * lam)
+        rows["edge_ratio"] = (steps, lam / trainer.thresholds[i])
+
+
 def _apply_stops(cfg: RunConfig, carry: Carry, ev: dict) -> Carry:
     stop = jnp.zeros_like(carry.active)
     if cfg.train.stop_loss > 0:
@@ -294,7 +345,9 @@ def _postfix(ev: dict, thresholds: list[float], k: int) -> str:
     parts = []
     for i, thr in enumerate(thresholds):
         s = f"loss {float(ev['train_loss'][i]):.4g}"
-        if k > 0:
+        if "effective_sharpness" in ev:
+            s += f" λ1(P⁻¹H) {float(ev['effective_sharpness'][i]):.4g}/{thr:.3g}"
+        elif k > 0:
             s += f" λ1 {float(ev['eigenvalues'][i][0]):.4g}/{thr:.3g}"
         parts.append(s)
     return " | ".join(parts)

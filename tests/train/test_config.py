@@ -20,7 +20,7 @@ def test_defaults_and_lists(tiny):
     ({"model": {"name": "fc-tahn"}}, "unknown model"),
     ({"optimizer": {"lr": -0.1}}, "optimizer.lr=-0.1 must be a positive number"),
     ({"optimizer": {"lr": "fast"}}, "optimizer.lr='fast' has the wrong type"),
-    ({"optimizer": {"name": "adamw"}}, "unknown update rule 'adamw'"),
+    ({"optimizer": {"name": "adamx"}}, "unknown update rule 'adamx'"),
     ({"optimizer": {"beta": 1.0}}, "optimizer.beta=1.0 must lie in"),
     ({"train": {"steps": "10"}}, "train.steps='10' has the wrong type; expected an integer"),
     ({"train": {"steps": 1.5}}, "expected an integer"),
