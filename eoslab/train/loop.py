@@ -137,18 +137,25 @@ class Trainer:
 
     def _step(self, carry: Carry, t, lr):
         prob, cfg = self.problem, self.cfg
-        if cfg.optimizer.batch_size and cfg.optimizer.batch_size < prob.x_train.shape[0]:
-            idx = self._batch_indices(t)
-            loss, grads = jax.value_and_grad(lambda p: prob.batch_loss(p, idx))(carry.params)
+        track = self.tracker is not None and cfg.probes.every_step
+        minibatch = bool(cfg.optimizer.batch_size) and cfg.optimizer.batch_size < prob.x_train.shape[0]
+        if track and not minibatch and prob.sharpness_on_train_loss:
+            # The solve linearises grad(train_loss) at theta_t anyway: reuse its loss and gradient.
+            res, new_ts, loss, grads = self.tracker.update_with_grad(prob.train_loss, carry.params, carry.tracker)
         else:
-            loss, grads = jax.value_and_grad(prob.train_loss)(carry.params)
+            if minibatch:
+                idx = self._batch_indices(t)
+                loss, grads = jax.value_and_grad(lambda p: prob.batch_loss(p, idx))(carry.params)
+            else:
+                loss, grads = jax.value_and_grad(prob.train_loss)(carry.params)
+            if track:
+                res, new_ts = self.tracker.update(prob.sharpness_loss, carry.params, carry.tracker)
         bad = ~jnp.isfinite(loss) | (loss > cfg.train.diverge_above)
         diverged_step = jnp.where(carry.active & bad, t, carry.diverged_step)
         active = carry.active & ~bad
         outs = {"loss": loss}
         tracker_state = carry.tracker
-        if self.tracker is not None and cfg.probes.every_step:
-            res, new_ts = self.tracker.update(prob.sharpness_loss, carry.params, carry.tracker)
+        if track:
             tracker_state = _where(active, new_ts, carry.tracker)
             outs.update(eigenvalues=res.eigenvalues, residual=jnp.max(res.residuals), hvps=res.num_hvps)
         ptracker_state = carry.ptracker

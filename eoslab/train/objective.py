@@ -54,6 +54,11 @@ class Problem:
     def train_loss(self, params):
         return self.loss(self.outputs(params, self.x_train), self.y_train)
 
+    @property
+    def sharpness_on_train_loss(self) -> bool:
+        """Whether the sharpness is measured on the whole training set (so ``sharpness_loss`` is ``train_loss``)."""
+        return self.x_sharp.shape[0] == self.x_train.shape[0]
+
     def sharpness_loss(self, params):
         return self.loss(self.outputs(params, self.x_sharp), self.y_sharp)
 

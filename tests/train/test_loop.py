@@ -61,6 +61,7 @@ def test_same_config_and_seed_are_bitwise_identical(tmp_path, tiny):
 def test_every_step_tracking_matches_eval_probes(tmp_path, tiny):
     tiny["probes"]["every_step"] = True
     tiny["optimizer"]["lr"] = [0.3]
+    tiny["train"]["dtype"] = "float64"
     res = train(config_from_dict(tiny), results_dir=tmp_path, progress=False)
     steps, lam = res.series(0, "sharpness")
     np.testing.assert_array_equal(steps, np.arange(61))
@@ -68,6 +69,9 @@ def test_every_step_tracking_matches_eval_probes(tmp_path, tiny):
     ref = train(config_from_dict(tiny), results_dir=tmp_path / "ref", progress=False)
     np.testing.assert_allclose(lam[[0, 20, 40, 60]], ref.series(0, "sharpness")[1], rtol=1e-3)
     assert np.median(res.series(0, "sharpness_hvps")[1]) <= 10
+    # the step reuses the loss and gradient of the solve's linearisation: same trajectory as plain GD
+    np.testing.assert_allclose(res.series(0, "loss")[1], ref.series(0, "loss")[1], rtol=1e-10)
+    np.testing.assert_allclose(res.series(0, "train_loss")[1], ref.series(0, "train_loss")[1], rtol=1e-10)
 
 
 def test_minibatch_and_stop_rules(tmp_path, tiny):
