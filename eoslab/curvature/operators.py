@@ -16,6 +16,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from eoslab.errors import InputError
@@ -46,7 +47,7 @@ def check_finite(tree: PyTree, what: str) -> None:
     """Raise :class:`InputError` if a concrete (non-traced) leaf holds NaN or inf."""
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
         if _is_concrete(leaf) and jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
-            if not bool(jnp.all(jnp.isfinite(leaf))):
+            if not bool(np.all(np.isfinite(np.asarray(leaf)))):  # numpy: jnp would be staged inside a jit trace
                 raise InputError(
                     f"{what} leaf {jax.tree_util.keystr(path)} contains NaN or inf; curvature is only "
                     f"defined at finite parameters, so check the run for divergence first.")
@@ -91,7 +92,7 @@ def value_grad_hvp(loss_fn: Callable, params: PyTree, v: PyTree) -> ValueGradHVP
 def check_precond(params: PyTree, precond: PyTree) -> None:
     check_same_structure(params, precond, "precond")
     for path, leaf in jax.tree_util.tree_leaves_with_path(precond):
-        if _is_concrete(leaf) and not bool(jnp.all(leaf > 0)):
+        if _is_concrete(leaf) and not bool(np.all(np.asarray(leaf) > 0)):
             raise InputError(
                 f"precond leaf {jax.tree_util.keystr(path)} has entries <= 0 (or NaN); a diagonal "
                 f"preconditioner must be strictly positive, e.g. add eps to sqrt(v).")

@@ -72,3 +72,15 @@ def test_non_scalar_loss(problem):
     _, params, _ = problem
     with pytest.raises(InputError, match="real scalar but returned \\(5, 12\\)"):
         hvp(lambda p: p[0]["w"] * 2.0, params, params)
+
+
+def test_checks_accept_concrete_params_closed_over_inside_jit():
+    # inside a jit trace jnp ops on closed-over concrete arrays are staged; the checks must not trip on it
+    import jax
+    import jax.numpy as jnp
+    from eoslab.curvature import top_eigenpairs
+    params = {"w": jnp.asarray([1.0, 2.0, 3.0])}
+    loss = lambda p: 0.5 * jnp.sum(jnp.asarray([1.0, 2.0, 5.0]) * p["w"] ** 2)
+    precond = {"w": jnp.ones(3)}
+    lam = jax.jit(lambda: top_eigenpairs(loss, params, k=1, precond=precond, tol=1e-8).eigenvalues[0])()
+    assert abs(float(lam) - 5.0) < 1e-6
