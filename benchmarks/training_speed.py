@@ -472,10 +472,10 @@ def print_report(cfg: Config, modes: dict[str, Mode], hv: dict, acc: dict, var: 
           f"budget; plus {hc['n_evals']} evaluation updates ({hc['evals']} HVPs); "
           f"{hc['linearisations_per_step']:.2f} linearisations of the gradient per step")
     m = micro
-    pred = m["gradient_ms"] + m["linearisation_ms"] + m["chunk_step_c_hvps"] * m["hvp_ms"]
+    pred = m["linearisation_ms"] + m["chunk_step_c_hvps"] * m["hvp_ms"]
     print(f"Why (c) costs what it does (micro-timings below, taken together at step {m['at_step']}): one step of "
           f"(c) = {m['chunk_step_c_ms']:.2f} ms = {m['chunk_step_c_over_gradient']:.1f} gradients, and a "
-          f"gradient ({m['gradient_ms']:.2f}) + a linearisation ({m['linearisation_ms']:.2f}) + "
+          f"linearisation of the gradient ({m['linearisation_ms']:.2f}; the step reuses its loss and gradient) + "
           f"{m['chunk_step_c_hvps']:.1f} HVPs ({m['hvp_ms']:.2f} each) = {pred:.2f} ms; one step of (a) = "
           f"{m['chunk_step_a_ms']:.2f} ms.")
     print()
@@ -543,12 +543,12 @@ def print_report(cfg: Config, modes: dict[str, Mode], hv: dict, acc: dict, var: 
 
 def evaluate_targets(cfg: Config, modes: dict[str, Mode], acc: dict, micro: dict, hv: dict) -> dict:
     ratio = modes["c"].out.seconds / modes["a"].out.seconds
-    floor = 1 + (micro["linearisation_ms"] + micro["hvp_ms"]) / micro["gradient_ms"]
+    floor = (micro["linearisation_ms"] + micro["hvp_ms"]) / micro["gradient_ms"]
     return {
         "every_step_speed": dict(
             what=f"every-step tracking at <= {cfg.ratio_target:g}x the wall time of plain GD",
-            value=f"{ratio:.2f}x ({hv['c']['per_step']:.2f} HVPs/step; even one linearisation and one HVP per step on "
-                  f"top of the gradient would be ~{floor:.1f}x; a fused gradient+HVP alone is "
+            value=f"{ratio:.2f}x ({hv['c']['per_step']:.2f} HVPs/step; even one linearisation (which gives the "
+                  f"step's gradient) and one HVP per step would be ~{floor:.1f}x; a fused gradient+HVP alone is "
                   f"{micro['fused_grad_hvp_over_gradient']:.1f}x)",
             met=ratio <= cfg.ratio_target, ratio=ratio),
         "every_step_accuracy": dict(
