@@ -5,7 +5,8 @@ starts fast and the CLI can configure BLAS threads before numpy loads):
 
     eoslab.top_eigenpairs, eoslab.sharpness, eoslab.SharpnessTracker, eoslab.hvp,
     eoslab.hutchpp_trace, eoslab.spectral_density, eoslab.thresholds,
-    eoslab.load_config, eoslab.train, eoslab.RunStore, eoslab.load_runs, eoslab.export
+    eoslab.armijo, eoslab.polyak, eoslab.parabolic, eoslab.edge, eoslab.tuner_info,
+    eoslab.line_profile, eoslab.load_config, eoslab.train, eoslab.RunStore, eoslab.load_runs, eoslab.export
 """
 import importlib
 
@@ -20,10 +21,12 @@ _EXPORTS = {
     "load_config": "eoslab.train", "config_from_dict": "eoslab.train", "train": "eoslab.train",
     "RunStore": "eoslab.store", "load_runs": "eoslab.store", "metrics_wide": "eoslab.store",
     "export": "eoslab.store", "load_dataset": "eoslab.data", "make_model": "eoslab.models",
+    "armijo": "eoslab.tuners", "polyak": "eoslab.tuners", "parabolic": "eoslab.tuners", "edge": "eoslab.tuners",
+    "tuner_info": "eoslab.tuners", "line_profile": "eoslab.tuners",
     "InputError": "eoslab.errors", "ConfigError": "eoslab.errors", "DataError": "eoslab.errors",
 }
 _SUBMODULES = {"curvature", "thresholds", "optimizers", "losses", "store", "data", "models", "train",
-               "experiments", "plots", "errors"}
+               "experiments", "plots", "errors", "tuners"}
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
 

@@ -31,6 +31,8 @@ REPRODUCTIONS = {
     "eos": "eoslab.experiments.eos",
     "alignment": "eoslab.experiments.alignment",
     "adaptive-eos": "eoslab.experiments.adaptive_eos",
+    "tuners": "eoslab.experiments.tuners",
+    "pal": "eoslab.experiments.pal",
 }
 
 
@@ -91,6 +93,8 @@ def _open_store(results: str):
 
 
 def cmd_run(args) -> int:
+    import numpy as np
+
     from eoslab.optimizers import get_rule
     from eoslab.train import load_config, train
     cfg = load_config(args.config, args.overrides)
@@ -101,6 +105,11 @@ def cmd_run(args) -> int:
         extra = f", diverged at step {result.diverged_step[i]}" if result.status[i] == "diverged" else ""
         sharp = f", final sharpness {lam[-1]:.4g} (threshold {result.thresholds[i]:.4g})" if len(lam) else ""
         _, eff = result.series(i, "effective_sharpness")
+        _, eta = result.series(i, "step_size")
+        if get_rule(cfg.optimizer.name).tuner and len(eta):
+            sharp = f", median step size {np.median(eta):.4g}"
+            if len(eff):
+                sharp += f", final η·λ1 {eff[-1]:.4g} (edge at 2), final sharpness {lam[-1]:.4g}"
         if get_rule(cfg.optimizer.name).adaptive and len(eff):
             sharp = (f", final effective sharpness λ1(P⁻¹H) {eff[-1]:.4g} (threshold {result.thresholds[i]:.4g}), "
                      f"raw sharpness {lam[-1]:.4g}")

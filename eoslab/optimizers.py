@@ -80,7 +80,9 @@ from eoslab.errors import ConfigError
 PyTree = Any
 
 #: Every hyper-parameter a rule may read (besides lr), with its config default.
-HYPERPARAMS = ("beta", "beta1", "beta2", "eps", "weight_decay", "momentum", "freeze_step")
+HYPERPARAMS = ("beta", "beta1", "beta2", "eps", "weight_decay", "momentum", "freeze_step",
+               "c", "decrease_factor", "max_backtracks", "step_init", "increase_factor", "on_failure",
+               "f_star", "polyak_c", "polyak_variant", "mu", "alpha", "conjugate_beta", "sigma", "ema")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +101,8 @@ class RuleSpec:
     effective_threshold: Callable[..., float]  # threshold for lambda_1(P^-1 H), from hyperparams
     doc: str
     preconditioner: Callable[..., PyTree] | None = None
+    tuner: bool = False  # a step-size tuner: its update needs value, grad and value_fn
+
 
     @property
     def adaptive(self) -> bool:
@@ -252,6 +256,42 @@ def _rms_threshold(momentum=0.0, **_):
     return thresholds.heavy_ball_threshold(1.0, momentum)
 
 
+# ---- step-size tuners ----------------------------------------------------------
+#
+# A tuner rule is GD whose step eta_t is chosen at every step by one of
+# :mod:`eoslab.tuners`: optax.chain(scale(-1), tuner), so the tuner scales the
+# direction u = -g and gets the step's loss, gradient and loss function (the
+# minibatch loss under minibatching) through optax's line-search convention.
+# ``lr`` is the largest step the tuner may take (Armijo's and Polyak's
+# max_step, PAL's s_max along the unit direction, CDAT's cap).  P_t = I / eta_t
+# changes every step, so the effective sharpness is eta_t * lambda_1(H) with
+# threshold 2, eta_t = |theta_{t+1} - theta_t| / |g_t| (equal to the tuner's
+# step for u = -g).
+
+#: config key -> (tuner argument) for each tuner rule; ``lr`` is the step cap.
+TUNER_KEYS = {
+    "armijo": {"c": "c", "decrease_factor": "decrease_factor", "max_backtracks": "max_backtracks",
+               "step_init": "init", "increase_factor": "increase_factor", "on_failure": "on_failure"},
+    "polyak": {"f_star": "f_star", "polyak_c": "c", "polyak_variant": "variant"},
+    "parabolic": {"mu": "mu", "alpha": "alpha", "conjugate_beta": "beta"},
+    "edge": {"sigma": "sigma", "ema": "ema"},
+}
+_TUNER_CAP = {"armijo": "max_step", "polyak": "max_step", "parabolic": "s_max", "edge": "max_step"}
+
+
+def _tuner_builder(name: str) -> Callable[..., optax.GradientTransformation]:
+    def build(lr, **hp):
+        from eoslab import tuners
+        kwargs = {arg: hp[key] for key, arg in TUNER_KEYS[name].items() if key in hp}
+        kwargs[_TUNER_CAP[name]] = lr
+        return optax.chain(optax.scale(-1.0), getattr(tuners, name)(**kwargs))
+    return build
+
+
+def _tuner_rule(name: str, doc: str) -> "RuleSpec":
+    return RuleSpec(name, tuple(TUNER_KEYS[name]), _tuner_builder(name), lambda **_: 2.0, doc, tuner=True)
+
+
 RULES: dict[str, RuleSpec] = {
     "gd": RuleSpec("gd", (), _gd, lambda **_: 2.0, "gradient descent"),
     "heavy-ball": RuleSpec("heavy-ball", ("beta",), _heavy_ball,
@@ -274,6 +314,11 @@ RULES: dict[str, RuleSpec] = {
     "frozen-rmsprop": RuleSpec("frozen-rmsprop", ("beta2", "eps", "momentum", "freeze_step"), _frozen_rmsprop,
                                _rms_threshold, "RMSProp whose preconditioner freezes after freeze_step steps",
                                _rmsprop_precond),
+    "armijo": _tuner_rule("armijo", "GD with Armijo backtracking line search (eoslab.tuners.armijo)"),
+    "polyak": _tuner_rule("polyak", "GD with Polyak steps SPS_max / SPS+ (eoslab.tuners.polyak)"),
+    "parabolic": _tuner_rule("parabolic", "GD with the parabolic approximation line search PAL "
+                                          "(eoslab.tuners.parabolic)"),
+    "edge": _tuner_rule("edge", "GD with the curvature-aware tuner CDAT (eoslab.tuners.edge)"),
 }
 
 
@@ -287,7 +332,8 @@ def validate_hyperparams(name: str, lr: float, **hp) -> None:
     """One clear sentence for each invalid hyper-parameter."""
     rule = get_rule(name)
     if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and lr > 0):
-        raise ConfigError(f"optimizer.lr={lr!r} must be a positive number (the step size eta).")
+        raise ConfigError(f"optimizer.lr={lr!r} must be a positive number (the step size eta; "
+                          f"for a tuner, the largest step it may take).")
     for key in ("beta", "beta1", "beta2", "momentum"):
         v = hp.get(key)
         if v is not None and not 0.0 <= v < 1.0:
@@ -303,6 +349,15 @@ def validate_hyperparams(name: str, lr: float, **hp) -> None:
         if fs is None or isinstance(fs, bool) or not isinstance(fs, int) or fs < 1:
             raise ConfigError(f"optimizer.freeze_step={fs!r} must be an integer >= 1 for rule {name!r} "
                               f"(the number of steps before its preconditioner freezes).")
+    if rule.tuner:  # the tuner checks its own arguments; name them by their config keys
+        import re
+        try:
+            rule.build(lr, **hp)
+        except ConfigError as err:
+            msg = str(err)
+            for key, arg in [("lr", _TUNER_CAP[name]), *((k, a) for k, a in TUNER_KEYS[name].items())]:
+                msg = re.sub(rf"^{name} {arg}=", f"optimizer.{key}=", msg)
+            raise ConfigError(msg) from None
     if name == "adamw" and wd is not None and not lr * wd < 2:
         raise ConfigError(f"optimizer.weight_decay={wd!r} times optimizer.lr={lr!r} must be below 2 "
                           f"(else the decay alone diverges).")

@@ -24,7 +24,8 @@ from eoslab.errors import InputError
 PyTree = Any
 
 
-def _is_concrete(x) -> bool:
+def is_concrete(x) -> bool:
+    """Whether ``x`` holds a value that can be checked now (not a jax tracer)."""
     return not isinstance(x, jax.core.Tracer)
 
 
@@ -46,7 +47,7 @@ def check_same_structure(params: PyTree, other: PyTree, what: str) -> None:
 def check_finite(tree: PyTree, what: str) -> None:
     """Raise :class:`InputError` if a concrete (non-traced) leaf holds NaN or inf."""
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-        if _is_concrete(leaf) and jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+        if is_concrete(leaf) and jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
             if not bool(np.all(np.isfinite(np.asarray(leaf)))):  # numpy: jnp would be staged inside a jit trace
                 raise InputError(
                     f"{what} leaf {jax.tree_util.keystr(path)} contains NaN or inf; curvature is only "
@@ -92,7 +93,7 @@ def value_grad_hvp(loss_fn: Callable, params: PyTree, v: PyTree) -> ValueGradHVP
 def check_precond(params: PyTree, precond: PyTree) -> None:
     check_same_structure(params, precond, "precond")
     for path, leaf in jax.tree_util.tree_leaves_with_path(precond):
-        if _is_concrete(leaf) and not bool(np.all(np.asarray(leaf) > 0)):
+        if is_concrete(leaf) and not bool(np.all(np.asarray(leaf) > 0)):
             raise InputError(
                 f"precond leaf {jax.tree_util.keystr(path)} has entries <= 0 (or NaN); a diagonal "
                 f"preconditioner must be strictly positive, e.g. add eps to sqrt(v).")

@@ -12,10 +12,13 @@ size.  Unknown keys, wrong types and invalid values raise
     [model]     name, widths, bias, init, param, zero_last
     [loss]      name ("mse" | "mse-mean" | "ce")
     [optimizer] name, lr, beta, batch_size (0: full batch), beta1, beta2, eps,
-                weight_decay, momentum, freeze_step (see eoslab.optimizers)
+                weight_decay, momentum, freeze_step, and the tuners' c,
+                decrease_factor, max_backtracks, step_init, increase_factor,
+                on_failure, f_star, polyak_c, polyak_variant, mu, alpha,
+                conjugate_beta, sigma, ema (see eoslab.optimizers)
     [train]     steps, eval_every, stop_loss, stop_accuracy, diverge_above,
                 chunk_size, checkpoint_every, dtype
-    [probes]    sharpness_k, sharpness_subset, every_step, tol, max_hvps
+    [probes]    sharpness_k, sharpness_subset, every_step, tol, max_hvps, step_curvature
 """
 from __future__ import annotations
 
@@ -64,6 +67,21 @@ class OptimizerConfig:
     weight_decay: float = 0.0  # decoupled weight decay (adamw)
     momentum: float = 0.0  # heavy-ball momentum on the preconditioned step (rmsprop, frozen-rmsprop)
     freeze_step: int = 0  # frozen-*: the preconditioner stops updating after this many steps (>= 1)
+    # step-size tuners (eoslab.tuners); lr is then the largest step the tuner may take
+    c: float = 1e-4  # armijo: sufficient-decrease constant, in (0, 1)
+    decrease_factor: float = 0.5  # armijo: backtracking factor, in (0, 1)
+    max_backtracks: int = 30  # armijo
+    step_init: str = "reset"  # armijo: first trial step: "reset" (lr), "keep" (last step), "grow"
+    increase_factor: float = 1.5  # armijo "grow": last step times this (capped at lr)
+    on_failure: str = "take"  # armijo: "take" the last trial step or "skip" the step when the search fails
+    f_star: float = 0.0  # polyak: the optimal value f*
+    polyak_c: float = 1.0  # polyak: eta = (f - f*) / (c |g|^2)
+    polyak_variant: str = "max"  # polyak: "max" (SPS_max) or "plus" (SPS+)
+    mu: float = 1.0  # parabolic: measuring distance along the unit direction
+    alpha: float = 1 / 0.6  # parabolic: step = alpha times the parabola's minimum
+    conjugate_beta: float = 0.0  # parabolic: d = u + beta d_prev
+    sigma: float = 2.0  # edge (CDAT): 1 "greedy", 2 "on edge"
+    ema: float = 0.0  # edge (CDAT): EMA factor of numerator and denominator, in [0, 1)
 
     def hyperparams(self) -> dict:
         """The hyper-parameters an update rule reads (besides lr)."""
@@ -90,6 +108,7 @@ class ProbeConfig:
     every_step: bool = False  # track the sharpness at every step (warm-started)
     tol: float = 1e-3  # relative residual bound: |error| <= tol * sharpness (typically far smaller)
     max_hvps: int = 20  # budget of one warm-started sharpness update
+    step_curvature: bool = False  # eta_t * u.Hu/|u|^2 along every step u (one HVP per step)
 
 
 @dataclasses.dataclass(frozen=True)

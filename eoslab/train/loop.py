@@ -24,7 +24,16 @@ Metrics (one series per member, at step t meaning "at theta_t"):
 * ``edge_ratio`` = effective sharpness / effective threshold (1: at the edge of
   stability; for the SGD family equal to sharpness / raw threshold), ``threshold``
   (the raw-sharpness threshold for the SGD family, the effective one for adaptive
-  rules), ``effective_threshold``, ``lr``.
+  rules), ``effective_threshold``, ``lr``;
+* step-size tuners (:mod:`eoslab.tuners`), at every step: ``step_size`` eta_t =
+  |theta_{t+1} - theta_t| / |g_t|, the tuner's own ``tuner_step``, the loss
+  and gradient evaluations it spent (``tuner_values``, ``tuner_grads``) and
+  ``tuner_success``; at eval steps ``tuned_step_size``, the step the tuner takes
+  from theta_t (computed there, not applied), so ``effective_sharpness`` =
+  eta_t * lambda_1(H_t) and ``edge_ratio`` = eta_t * lambda_1(H_t) / 2;
+* ``step_curvature`` = eta_t * u.H u / |u|^2 along the step u = theta_{t+1} -
+  theta_t, at every step (``probes.step_curvature``; one HVP of the step's
+  loss; free for the CDAT tuner, which measures it).
 
 Divergence (NaN, inf, or a loss above ``train.diverge_above``) freezes that
 member and is recorded with its step; it never stops the others or crashes.
@@ -34,19 +43,20 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from eoslab.curvature import SharpnessTracker
+from eoslab.curvature import SharpnessTracker, hvp
 from eoslab.optimizers import get_rule
 from eoslab.store import RunStore, config_hash
 from eoslab.train.checkpoint import load_checkpoint, save_checkpoint
 from eoslab.train.config import RunConfig
 from eoslab.train.objective import Problem, build_problem
+from eoslab.tuners.base import tree_sq_norm, tree_vdot, tuner_info
 
 PyTree = Any
 
@@ -94,7 +104,7 @@ class Trainer:
         self.lrs = jnp.asarray(cfg.lrs, self.dtype)
         self.hp = cfg.optimizer.hyperparams()
         self.effective_thresholds = [float(self.rule.effective_threshold(lr=lr, **self.hp)) for lr in cfg.lrs]
-        self.thresholds = (list(self.effective_thresholds) if self.rule.adaptive else
+        self.thresholds = (list(self.effective_thresholds) if self.rule.adaptive or self.rule.tuner else
                            [self.rule.raw_threshold(lr, **self.hp) for lr in cfg.lrs])
         p = cfg.probes
         self.tracker = (SharpnessTracker(k=p.sharpness_k, tol=p.tol, max_hvps=p.max_hvps)
@@ -135,19 +145,52 @@ class Trainer:
         key = jax.random.fold_in(jax.random.PRNGKey(self.cfg.seed + 2), t)
         return jax.random.permutation(key, n)[:bs]
 
+    @property
+    def minibatch(self) -> bool:
+        bs = self.cfg.optimizer.batch_size
+        return bool(bs) and bs < self.problem.x_train.shape[0]
+
+    def step_loss_fn(self, t) -> Callable:
+        """The loss step t descends: the minibatch loss of step t, or the full training loss."""
+        if self.minibatch:
+            idx = self._batch_indices(t)
+            return lambda p: self.problem.batch_loss(p, idx)
+        return self.problem.train_loss
+
+    def _update(self, params, opt_state, lr, loss, grads, loss_fn):
+        """One update of the rule; tuners also get the loss, gradient and loss function (optax line-search style)."""
+        tx = self._tx(lr)
+        if self.rule.tuner:
+            return tx.update(grads, opt_state, params, value=loss, grad=grads, value_fn=loss_fn)
+        return tx.update(grads, opt_state, params)
+
+    @staticmethod
+    def _effective_lr(updates, grads):
+        """eta_t = |theta_{t+1} - theta_t| / |g_t| (the tuner's step for the direction -g)."""
+        gg = tree_sq_norm(grads)
+        return jnp.where(gg > 0, jnp.sqrt(tree_sq_norm(updates) / jnp.where(gg > 0, gg, 1)), 0.0)
+
+    def _tuner_outs(self, updates, opt_state, grads, params, loss_fn) -> dict:
+        """Per-step record of a tuner: eta_t, its own step, evaluations spent, success, curvature along the step."""
+        info = tuner_info(opt_state)
+        eta = self._effective_lr(updates, grads)
+        outs = dict(step_size=eta, tuner_step=info.step_size, tuner_values=info.num_values,
+                    tuner_grads=info.num_grads, tuner_success=info.success)
+        if self.cfg.optimizer.name == "edge":  # CDAT measured u.Hu/|u|^2 along u = -g already
+            outs["step_curvature"] = eta * info.curvature
+        elif self.cfg.probes.step_curvature:
+            outs["step_curvature"] = eta * _curvature_along(loss_fn, params, updates)
+        return outs
+
     def _step(self, carry: Carry, t, lr):
         prob, cfg = self.problem, self.cfg
         track = self.tracker is not None and cfg.probes.every_step
-        minibatch = bool(cfg.optimizer.batch_size) and cfg.optimizer.batch_size < prob.x_train.shape[0]
-        if track and not minibatch and prob.sharpness_on_train_loss:
+        loss_fn = self.step_loss_fn(t)
+        if track and not self.minibatch and prob.sharpness_on_train_loss:
             # The solve linearises grad(train_loss) at theta_t anyway: reuse its loss and gradient.
             res, new_ts, loss, grads = self.tracker.update_with_grad(prob.train_loss, carry.params, carry.tracker)
         else:
-            if minibatch:
-                idx = self._batch_indices(t)
-                loss, grads = jax.value_and_grad(lambda p: prob.batch_loss(p, idx))(carry.params)
-            else:
-                loss, grads = jax.value_and_grad(prob.train_loss)(carry.params)
+            loss, grads = jax.value_and_grad(loss_fn)(carry.params)
             if track:
                 res, new_ts = self.tracker.update(prob.sharpness_loss, carry.params, carry.tracker)
         bad = ~jnp.isfinite(loss) | (loss > cfg.train.diverge_above)
@@ -164,7 +207,11 @@ class Trainer:
                                                 precond=self.preconditioner(carry.opt_state, lr))
             ptracker_state = _where(active, new_ps, carry.ptracker)
             outs.update(effective_sharpness=pres.eigenvalues[0], effective_sharpness_residual=pres.residuals[0])
-        updates, opt_state = self._tx(lr).update(grads, carry.opt_state, carry.params)
+        updates, opt_state = self._update(carry.params, carry.opt_state, lr, loss, grads, loss_fn)
+        if self.rule.tuner:
+            outs.update(self._tuner_outs(updates, opt_state, grads, carry.params, loss_fn))
+        elif cfg.probes.step_curvature:
+            outs["step_curvature"] = lr * _curvature_along(loss_fn, carry.params, updates)
         params = optax.apply_updates(carry.params, updates)
         new = Carry(_where(active, params, carry.params), _where(active, opt_state, carry.opt_state),
                     tracker_state, ptracker_state, active, diverged_step)
@@ -175,11 +222,16 @@ class Trainer:
             return jax.lax.scan(lambda cc, t: self._step(cc, t, lr), c, ts)
         return jax.vmap(member)(carry, lrs)
 
-    def _eval_impl(self, carry: Carry, lrs):
+    def _eval_impl(self, carry: Carry, lrs, t):
         prob = self.problem
 
         def member(c, lr):
             m = prob.evaluate(c.params)
+            if self.rule.tuner:  # the step the tuner takes from here (computed, not applied)
+                loss_fn = self.step_loss_fn(t)
+                loss, grads = jax.value_and_grad(loss_fn)(c.params)
+                updates, _ = self._update(c.params, c.opt_state, lr, loss, grads, loss_fn)
+                m["tuned_step_size"] = self._effective_lr(updates, grads)
             if self.tracker is not None:
                 res, ts = self.tracker.update(prob.sharpness_loss, c.params, c.tracker)
                 m.update(eigenvalues=res.eigenvalues, residual=jnp.max(res.residuals), hvps=res.num_hvps)
@@ -197,8 +249,9 @@ class Trainer:
         ts = jnp.arange(start, start + length, dtype=jnp.int32)
         return self._chunk(carry, self.lrs, ts)
 
-    def evaluate(self, carry: Carry):
-        return self._eval(carry, self.lrs)
+    def evaluate(self, carry: Carry, t: int = 0):
+        """Probes at the parameters of ``carry``, which has taken ``t`` steps (outputs, carry)."""
+        return self._eval(carry, self.lrs, jnp.asarray(t, jnp.int32))
 
 
 def _member_rows(outs: dict, member: int, steps: np.ndarray, k: int) -> dict:
@@ -285,7 +338,7 @@ def _train(trainer: Trainer, results_dir: Path, store: RunStore, progress: bool)
     steps_total = cfg.train.steps
     bar = _progress(steps_total, start, progress)
     if start == 0:
-        outs, carry = trainer.evaluate(carry)
+        outs, carry = trainer.evaluate(carry, 0)
         record(eval_rows(0, outs))
     t = start
     try:
@@ -298,7 +351,7 @@ def _train(trainer: Trainer, results_dir: Path, store: RunStore, progress: bool)
                 if k > 0 and cfg.probes.every_step:
                     _edge_rows(rows, trainer, i)
             t += length
-            ev, carry = trainer.evaluate(carry)
+            ev, carry = trainer.evaluate(carry, t)
             record(chunk_rows)
             record(eval_rows(t, ev))
             carry = _apply_stops(cfg, carry, ev)
@@ -326,7 +379,16 @@ def _train(trainer: Trainer, results_dir: Path, store: RunStore, progress: bool)
 
 def _edge_rows(rows: dict, trainer: Trainer, i: int) -> None:
     """Add ``effective_sharpness`` (SGD family: lr * sharpness) and ``edge_ratio`` to one member's rows."""
-    if trainer.rule.adaptive:
+    if trainer.rule.tuner:
+        if "tuned_step_size" not in rows:  # per-step rows: eta_t * lambda_t from the scan's own eta_t
+            rows["tuned_step_size"] = rows["step_size"]
+        steps, lam = rows["sharpness"]
+        eff = rows["tuned_step_size"][1] * lam
+        rows["effective_sharpness"] = (steps, eff)
+        rows["edge_ratio"] = (steps, eff / trainer.effective_thresholds[i])
+        if "step_size" in rows:
+            del rows["tuned_step_size"]
+    elif trainer.rule.adaptive:
         for key in ("effective_sharpness", "effective_sharpness_residual"):
             steps, vals = rows[key]
             keep = steps > 0  # no preconditioner exists before the first step
@@ -337,6 +399,12 @@ def _edge_rows(rows: dict, trainer: Trainer, i: int) -> None:
         steps, lam = rows["sharpness"]
         rows["effective_sharpness"] = (steps, trainer.cfg.lrs[i] * lam)
         rows["edge_ratio"] = (steps, lam / trainer.thresholds[i])
+
+
+def _curvature_along(loss_fn: Callable, params, u) -> jax.Array:
+    """u.H u / |u|^2 of ``loss_fn`` at ``params`` (one Hessian-vector product; NaN for u = 0)."""
+    uu = tree_sq_norm(u)
+    return jnp.where(uu > 0, tree_vdot(u, hvp(loss_fn, params, u)) / jnp.where(uu > 0, uu, 1), jnp.nan)
 
 
 def _apply_stops(cfg: RunConfig, carry: Carry, ev: dict) -> Carry:
@@ -352,7 +420,9 @@ def _postfix(ev: dict, thresholds: list[float], k: int) -> str:
     parts = []
     for i, thr in enumerate(thresholds):
         s = f"loss {float(ev['train_loss'][i]):.4g}"
-        if "effective_sharpness" in ev:
+        if "tuned_step_size" in ev and k > 0:
+            s += f" ηλ1 {float(ev['tuned_step_size'][i] * ev['eigenvalues'][i][0]):.4g}/2"
+        elif "effective_sharpness" in ev:
             s += f" λ1(P⁻¹H) {float(ev['effective_sharpness'][i]):.4g}/{thr:.3g}"
         elif k > 0:
             s += f" λ1 {float(ev['eigenvalues'][i][0]):.4g}/{thr:.3g}"
