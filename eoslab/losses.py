@@ -61,7 +61,9 @@ def ce(outputs, targets) -> jnp.ndarray:
     """Softmax cross-entropy ``mean_i [logsumexp(f_i) - <y_i, f_i>]``."""
     outputs, targets = _one_hot_targets(outputs, targets)
     log_z = jax.nn.logsumexp(outputs, axis=-1)
-    return jnp.mean(log_z - jnp.sum(targets * outputs, axis=-1))
+    # Two separate means: XLA on the CPU (jaxlib 0.10.2) miscomputes the fused mean(log_z - <y, f>)
+    # under vmap once members x examples exceed 32768 (tests/test_losses.py reproduces it).
+    return jnp.mean(log_z) - jnp.mean(jnp.sum(targets * outputs, axis=-1))
 
 
 def accuracy(outputs, targets) -> jnp.ndarray:

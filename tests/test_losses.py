@@ -86,3 +86,19 @@ def test_make_loss_fn_full_batch_closure():
     assert jax.tree_util.tree_structure(grad) == jax.tree_util.tree_structure(params)
     custom = make_loss_fn(model, lambda f, t: jnp.sum(f), x, y)
     assert float(custom(params)) == pytest.approx(float(jnp.sum(model.apply(params, x))), rel=1e-6)
+
+
+def test_ce_is_right_under_a_large_vmap():
+    # 22 members x 1500 examples: the fused form of the mean came out wrong by 0.13 on the CPU backend
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from eoslab.losses import ce
+    B, N = 22, 1500
+    A = 2.0 * jax.random.normal(jax.random.PRNGKey(0), (B, N, 10), jnp.float32)
+    y = jax.nn.one_hot(jnp.arange(N) % 10, 10)
+    An = np.asarray(A, np.float64)
+    m = An.max(-1, keepdims=True)
+    ref = np.mean(m[..., 0] + np.log(np.exp(An - m).sum(-1)) - (np.asarray(y) * An).sum(-1), -1)
+    got = np.asarray(jax.jit(jax.vmap(lambda a: ce(a, y)))(A))
+    np.testing.assert_allclose(got, ref, atol=1e-5)
