@@ -22,11 +22,12 @@ $(VENV)/.installed-test: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV)/bin/eoslab demo --out $(OUT)
 
+# Two pytest workers (one per core): the suite is dominated by single-threaded XLA compilation.
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n 2 -m "not slow"
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
