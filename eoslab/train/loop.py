@@ -379,15 +379,11 @@ def _train(trainer: Trainer, results_dir: Path, store: RunStore, progress: bool)
 
 def _edge_rows(rows: dict, trainer: Trainer, i: int) -> None:
     """Add ``effective_sharpness`` (SGD family: lr * sharpness) and ``edge_ratio`` to one member's rows."""
-    if trainer.rule.tuner:
-        if "tuned_step_size" not in rows:  # per-step rows: eta_t * lambda_t from the scan's own eta_t
-            rows["tuned_step_size"] = rows["step_size"]
+    if trainer.rule.tuner:  # eval rows carry the probed eta_t, per-step rows the scan's own eta_t
         steps, lam = rows["sharpness"]
-        eff = rows["tuned_step_size"][1] * lam
+        eff = rows["tuned_step_size" if "tuned_step_size" in rows else "step_size"][1] * lam
         rows["effective_sharpness"] = (steps, eff)
         rows["edge_ratio"] = (steps, eff / trainer.effective_thresholds[i])
-        if "step_size" in rows:
-            del rows["tuned_step_size"]
     elif trainer.rule.adaptive:
         for key in ("effective_sharpness", "effective_sharpness_residual"):
             steps, vals = rows[key]
