@@ -26,7 +26,7 @@ _EXPORTS = {
     "InputError": "eoslab.errors", "ConfigError": "eoslab.errors", "DataError": "eoslab.errors",
 }
 _SUBMODULES = {"curvature", "thresholds", "optimizers", "losses", "store", "data", "models", "train",
-               "experiments", "plots", "errors", "tuners"}
+               "experiments", "plots", "errors", "tuners", "sweep"}
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
 

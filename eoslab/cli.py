@@ -1,6 +1,7 @@
 """The ``eoslab`` command line.
 
     eoslab run CONFIG.toml [--set key=value ...] [--results DIR]
+    eoslab sweep GRID.toml [--results DIR] [--executor local|ray] [--address ADDR] [--workers N]
     eoslab runs [--results DIR] [--status S] [--name N]
     eoslab show RUN [--results DIR]
     eoslab plot RUN [RUN ...] [--out FILE] [--results DIR]
@@ -46,6 +47,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a config key, e.g. --set optimizer.lr=0.2 (repeatable)")
     r.add_argument("--results", default="results", help="results directory (run store, checkpoints)")
     r.add_argument("--no-progress", action="store_true")
+
+    sw = sub.add_parser("sweep", help="run a grid of configs and seeds as vmapped batches (resumable)")
+    sw.add_argument("grid", help="grid spec (TOML with [sweep], [base], [grid])")
+    sw.add_argument("--results", default="results", help="results directory (run store)")
+    sw.add_argument("--executor", default="local", choices=["local", "ray"],
+                    help="local: batches in this process; ray: batches on Ray workers")
+    sw.add_argument("--address", default=None, help="Ray cluster address (default: start a local cluster)")
+    sw.add_argument("--workers", type=int, default=None, help="CPUs of the local Ray cluster (default: all)")
+    sw.add_argument("--retry-failed", action="store_true", help="run the points of failed runs again")
+    sw.add_argument("--no-progress", action="store_true")
 
     ls = sub.add_parser("runs", help="list stored runs")
     ls.add_argument("--results", default="results")
@@ -114,6 +125,20 @@ def cmd_run(args) -> int:
             sharp = (f", final effective sharpness λ1(P⁻¹H) {eff[-1]:.4g} (threshold {result.thresholds[i]:.4g}), "
                      f"raw sharpness {lam[-1]:.4g}")
         print(f"run {rid}: lr={result.lrs[i]:g} {result.status[i]}{extra}, final loss {loss[-1]:.4g}{sharp}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from eoslab.sweep import load_grid, make_executor, run_sweep
+    spec = load_grid(args.grid)
+    spec.points()  # validate every point before starting an executor
+    executor = make_executor(args.executor, address=args.address, num_workers=args.workers)
+    try:
+        summary = run_sweep(spec, results_dir=args.results, executor=executor, progress=not args.no_progress,
+                            retry_failed=args.retry_failed)
+    finally:
+        executor.close()
+    print(summary.line())
     return 0
 
 
@@ -222,7 +247,7 @@ def cmd_spectrum(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "plot": cmd_plot, "export": cmd_export,
+    commands = {"run": cmd_run, "sweep": cmd_sweep, "runs": cmd_runs, "show": cmd_show, "plot": cmd_plot, "export": cmd_export,
                 "reproduce": cmd_reproduce, "spectrum": cmd_spectrum,
                 "demo": lambda a: cmd_reproduce(a, name="eos", quick=True)}
     try:

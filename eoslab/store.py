@@ -529,6 +529,54 @@ class RunStore:
             )
             return cur.lastrowid
 
+    def add_finished_runs(self, runs: Iterable[Mapping], *, skip_existing: bool = True) -> list[int | None]:
+        """Insert finished runs with all their metrics in one transaction (all of them, or none).
+
+        Each item has ``config``, ``status`` (a final status) and optionally
+        ``name``, ``seed``, ``group``, ``diverged_step``, ``error`` and
+        ``metrics`` (``{name: (steps, values)}``).  With ``skip_existing``, a run
+        whose group, config hash and seed already has a finished run is not
+        inserted again (its id is ``None`` in the returned list): a sweep
+        driver that writes a batch twice stores each point once.
+        """
+        versions = json.dumps(software_versions(), sort_keys=True)
+        prepared = []
+        for r in runs:
+            status = r["status"]
+            if status not in FINAL_STATUSES:
+                raise InputError(f"add_finished_runs takes finished runs; status {status!r} is not one of "
+                                 f"{', '.join(FINAL_STATUSES)}.")
+            text = canonical_json(r["config"])
+            prepared.append((r, text, hashlib.sha256(text.encode("utf-8")).hexdigest()[:16],
+                             _optional_int(r.get("seed"), "seed"), _optional_str(r.get("group"), "run group")))
+        ids: list[int | None] = []
+        now = _now()
+        with self._write() as conn:
+            for r, text, chash, seed, group in prepared:
+                if skip_existing and conn.execute(
+                        "SELECT 1 FROM runs WHERE config_hash = ? AND seed IS ? AND group_name IS ? "
+                        "AND status != 'running' LIMIT 1", (chash, seed, group)).fetchone():
+                    ids.append(None)
+                    continue
+                ds = _optional_int(r.get("diverged_step"), "diverged_step")
+                cur = conn.execute(
+                    "INSERT INTO runs (name, config_json, config_hash, seed, status, diverged_step, error, "
+                    "versions_json, created_at, updated_at, group_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (_optional_str(r.get("name"), "run name"), text, chash, seed, r["status"], ds,
+                     _optional_str(r.get("error"), "error"), versions, now, now, group))
+                rid = cur.lastrowid
+                if r.get("metrics"):
+                    conn.executemany("INSERT OR REPLACE INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
+                                     _metric_rows(rid, r["metrics"]))
+                ids.append(rid)
+        return ids
+
+    def finished_keys(self, group: str) -> set[tuple[str, int | None]]:
+        """(config hash, seed) of every finished run of ``group`` (what a resumed sweep skips)."""
+        rows = self._conn.execute(
+            "SELECT config_hash, seed FROM runs WHERE group_name = ? AND status != 'running'", (group,)).fetchall()
+        return {(h, s) for h, s in rows}
+
     def get_run(self, run_id: int) -> RunRecord:
         """The run with id ``run_id``; unknown ids raise :class:`InputError`."""
         run_id = _run_id(run_id)

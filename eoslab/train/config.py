@@ -11,14 +11,15 @@ size.  Unknown keys, wrong types and invalid values raise
     [data]      name, n_train, n_test, data_dir
     [model]     name, widths, bias, init, param, zero_last
     [loss]      name ("mse" | "mse-mean" | "ce")
-    [optimizer] name, lr, beta, batch_size (0: full batch), beta1, beta2, eps,
+    [optimizer] name, lr, lr_units, beta, batch_size (0: full batch), beta1, beta2, eps,
                 weight_decay, momentum, freeze_step, and the tuners' c,
                 decrease_factor, max_backtracks, step_init, increase_factor,
                 on_failure, f_star, polyak_c, polyak_variant, mu, alpha,
                 conjugate_beta, sigma, ema (see eoslab.optimizers)
     [train]     steps, eval_every, stop_loss, stop_accuracy, diverge_above,
                 chunk_size, checkpoint_every, dtype
-    [probes]    sharpness_k, sharpness_subset, every_step, tol, max_hvps, step_curvature
+    [probes]    sharpness_k, sharpness_subset, every_step, tol, max_hvps, step_curvature,
+                line_points
 """
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ class LossConfig:
 class OptimizerConfig:
     name: str = "gd"
     lr: float | tuple[float, ...] = 0.1
+    lr_units: str = "absolute"  # "1/lambda0": lr is c and the step size is c / lambda_0 (sharpness at init)
     beta: float = 0.9  # momentum (heavy-ball, nesterov)
     batch_size: int = 0  # 0: full batch
     beta1: float = 0.9  # Adam's first-moment decay (adam, adamw, frozen-adam)
@@ -109,6 +111,7 @@ class ProbeConfig:
     tol: float = 1e-3  # relative residual bound: |error| <= tol * sharpness (typically far smaller)
     max_hvps: int = 20  # budget of one warm-started sharpness update
     step_curvature: bool = False  # eta_t * u.Hu/|u|^2 along every step u (one HVP per step)
+    line_points: int = 0  # loss barrier: max training loss at this many points on theta_0 -> theta_T (0: off)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,6 +278,9 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"optimizer.lr={list(cfg.lrs)} repeats a step size; list each once.")
     checks = [
         (cfg.optimizer.batch_size >= 0, "optimizer.batch_size", "must be >= 0 (0 means full batch)"),
+        (cfg.optimizer.lr_units in ("absolute", "1/lambda0"), "optimizer.lr_units",
+         "must be \"absolute\" or \"1/lambda0\" (lr is then c and the step size c / lambda_0)"),
+        (cfg.probes.line_points >= 0, "probes.line_points", "must be >= 0 (0 turns the loss-barrier probe off)"),
         (cfg.train.steps >= 1, "train.steps", "must be >= 1"),
         (cfg.train.eval_every >= 1, "train.eval_every", "must be >= 1"),
         (cfg.train.chunk_size >= 0, "train.chunk_size", "must be >= 0 (0 means no chunking)"),

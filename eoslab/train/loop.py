@@ -1,7 +1,8 @@
-"""The trainer: an ensemble over step sizes, trained as jit-compiled scans with probes.
+"""The trainer: an ensemble over step sizes (and seeds), trained as jit-compiled scans with probes.
 
 One config may list several step sizes; its members share the initialisation
-(as in Cohen et al. 2021) and train together: the per-member state is
+(as in Cohen et al. 2021) unless they are given their own seeds
+(``Trainer(cfg, seeds=...)``, as the sweep engine does), and train together: the per-member state is
 ``vmap``-ed and each chunk of ``eval_every`` steps is one compiled
 ``lax.scan``, so there is no per-step Python loop or host sync.  Between
 chunks the host evaluates the probes, writes metrics to the run store and
@@ -24,7 +25,9 @@ Metrics (one series per member, at step t meaning "at theta_t"):
 * ``edge_ratio`` = effective sharpness / effective threshold (1: at the edge of
   stability; for the SGD family equal to sharpness / raw threshold), ``threshold``
   (the raw-sharpness threshold for the SGD family, the effective one for adaptive
-  rules), ``effective_threshold``, ``lr``;
+  rules), ``effective_threshold``, ``lr`` (the step size eta; with
+  ``optimizer.lr_units = "1/lambda0"`` the config's lr is c and eta = c / lambda_0,
+  lambda_0 the member's sharpness at initialisation);
 * step-size tuners (:mod:`eoslab.tuners`), at every step: ``step_size`` eta_t =
   |theta_{t+1} - theta_t| / |g_t|, the tuner's own ``tuner_step``, the loss
   and gradient evaluations it spent (``tuner_values``, ``tuner_grads``) and
@@ -33,7 +36,10 @@ Metrics (one series per member, at step t meaning "at theta_t"):
   eta_t * lambda_1(H_t) and ``edge_ratio`` = eta_t * lambda_1(H_t) / 2;
 * ``step_curvature`` = eta_t * u.H u / |u|^2 along the step u = theta_{t+1} -
   theta_t, at every step (``probes.step_curvature``; one HVP of the step's
-  loss; free for the CDAT tuner, which measures it).
+  loss; free for the CDAT tuner, which measures it);
+* ``line_max_loss`` (``probes.line_points`` = n): at the last step, the highest
+  training loss at ``(1 - s) theta_0 + s theta_T``, s = 1/n, 2/n, ..., 1 (the
+  loss barrier of Kalra & Barkeshli 2023).
 
 Divergence (NaN, inf, or a loss above ``train.diverge_above``) freezes that
 member and is recorded with its step; it never stops the others or crashes.
@@ -68,6 +74,9 @@ class Carry(NamedTuple):
     ptracker: PyTree  # TrackerState of lambda_1(P^-1 H) for adaptive rules, else ()
     active: jax.Array  # still training (not diverged, not stopped)
     diverged_step: jax.Array  # -1, or the step at which the loss went bad
+    lr: jax.Array  # the member's step size eta (c / lambda_0 when optimizer.lr_units = "1/lambda0")
+    seed: jax.Array  # the member's seed (initialisation, minibatch order)
+    init_params: PyTree  # theta_0, kept for probes.line_points; else ()
 
 
 @dataclasses.dataclass
@@ -80,6 +89,7 @@ class TrainResult:
     diverged_step: list[int | None]
     metrics: list[dict[str, tuple[np.ndarray, np.ndarray]]]  # per member: name -> (steps, values)
     thresholds: list[float]
+    step_sizes: list[float] | None = None  # eta per member (differs from lrs with optimizer.lr_units = "1/lambda0")
 
     def series(self, member: int, name: str) -> tuple[np.ndarray, np.ndarray]:
         return self.metrics[member].get(name, (np.zeros(0, int), np.zeros(0)))
@@ -96,16 +106,18 @@ def _sharpness_names(k: int) -> list[str]:
 class Trainer:
     """Builds the compiled step, chunk and probe functions of one config."""
 
-    def __init__(self, cfg: RunConfig, problem: Problem | None = None):
+    def __init__(self, cfg: RunConfig, problem: Problem | None = None, seeds: tuple[int, ...] | None = None):
         self.cfg = cfg
         self.problem = problem or build_problem(cfg)
         self.rule = get_rule(cfg.optimizer.name)
         self.dtype = self.problem.x_train.dtype
         self.lrs = jnp.asarray(cfg.lrs, self.dtype)
+        self.seeds = tuple(int(s) for s in seeds) if seeds is not None else (cfg.seed,) * len(cfg.lrs)
+        if len(self.seeds) != len(cfg.lrs):
+            raise ValueError(f"{len(self.seeds)} seeds for {len(cfg.lrs)} step sizes; give one seed per member.")
         self.hp = cfg.optimizer.hyperparams()
-        self.effective_thresholds = [float(self.rule.effective_threshold(lr=lr, **self.hp)) for lr in cfg.lrs]
-        self.thresholds = (list(self.effective_thresholds) if self.rule.adaptive or self.rule.tuner else
-                           [self.rule.raw_threshold(lr, **self.hp) for lr in cfg.lrs])
+        self.relative_lr = cfg.optimizer.lr_units == "1/lambda0"
+        self.thresholds, self.effective_thresholds = self.thresholds_for(cfg.lrs)
         p = cfg.probes
         self.tracker = (SharpnessTracker(k=p.sharpness_k, tol=p.tol, max_hvps=p.max_hvps)
                         if p.sharpness_k > 0 else None)
@@ -113,6 +125,18 @@ class Trainer:
                          if self.tracker is not None and self.rule.adaptive else None)
         self._chunk = jax.jit(self._chunk_impl)
         self._eval = jax.jit(self._eval_impl)
+        self._line = jax.jit(self._line_impl)
+
+    @property
+    def num_members(self) -> int:
+        return len(self.cfg.lrs)
+
+    def thresholds_for(self, lrs) -> tuple[list[float], list[float]]:
+        """(threshold, effective threshold) of each step size: raw 2/eta-style for the SGD family, else effective."""
+        eff = [float(self.rule.effective_threshold(lr=float(lr), **self.hp)) for lr in lrs]
+        raw = (list(eff) if self.rule.adaptive or self.rule.tuner else
+               [float(self.rule.raw_threshold(float(lr), **self.hp)) for lr in lrs])
+        return raw, eff
 
     # ---- per-member pieces -------------------------------------------------
     def _tx(self, lr) -> optax.GradientTransformation:
@@ -124,25 +148,59 @@ class Trainer:
             return None
         return self.rule.preconditioner(opt_state, lr, **self.hp)
 
-    def init_carry(self) -> Carry:
-        cfg, prob = self.cfg, self.problem
-        params = prob.model.init(jax.random.PRNGKey(cfg.seed))
+    def _init_member(self, seed):
+        """theta_0 and the tracker states of one member (a cold solve when sharpness is probed)."""
+        prob = self.problem
+        params = prob.model.init(jax.random.PRNGKey(seed))
         tracker_state, ptracker_state = (), ()
         if self.tracker is not None:
-            _, tracker_state = self.tracker.init(prob.sharpness_loss, params,
-                                                 key=jax.random.PRNGKey(cfg.seed + 1))
+            _, tracker_state = self.tracker.init(prob.sharpness_loss, params, key=jax.random.PRNGKey(seed + 1))
         if self.ptracker is not None:  # warm start: the top eigenvector of H (P_0 is a scalar)
             ptracker_state = tracker_state._replace(vectors=tracker_state.vectors[:1],
                                                     eigenvalues=tracker_state.eigenvalues[:1])
-        m = len(cfg.lrs)
-        stack = lambda tree: jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (m, *jnp.shape(a))), tree)
-        opt_state = jax.vmap(lambda lr: self._tx(lr).init(params))(self.lrs)
-        return Carry(stack(params), opt_state, stack(tracker_state), stack(ptracker_state),
-                     jnp.ones((m,), bool), jnp.full((m,), -1, jnp.int32))
+        return params, tracker_state, ptracker_state
 
-    def _batch_indices(self, t):
+    def initial_sharpness(self, params, tracker_state) -> jax.Array:
+        """lambda_0 of one member: the tracker's cold solve, or a cold solve of its own without sharpness probes."""
+        if self.tracker is not None:
+            return tracker_state.eigenvalues[0]
+        from eoslab.curvature import top_eigenpairs
+        return top_eigenpairs(self.problem.sharpness_loss, params, 1, tol=self.cfg.probes.tol).eigenvalues[0]
+
+    def init_carry(self, lrs=None, seeds=None) -> Carry:
+        """The carry at step 0 of members with step sizes (or c) ``lrs`` and ``seeds`` (default: the config's).
+
+        Members with the same seed share the initialisation.  With
+        ``optimizer.lr_units = "1/lambda0"`` a member's value is c and its step
+        size is eta = c / lambda_0, lambda_0 the sharpness of its own theta_0.
+        """
+        m = self.num_members
+        values = np.asarray(self.cfg.lrs if lrs is None else lrs, np.float64)
+        seeds = np.asarray(self.seeds if seeds is None else seeds, np.int64)
+        if values.shape != (m,) or seeds.shape != (m,):
+            raise ValueError(f"init_carry needs {m} step sizes and {m} seeds; got {values.shape} and {seeds.shape}.")
+        stack = lambda tree: jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (m, *jnp.shape(a))), tree)
+        if len(set(seeds.tolist())) == 1:  # one initialisation, shared
+            params, tracker_state, ptracker_state = map(stack, self._init_member(int(seeds[0])))
+        else:
+            params, tracker_state, ptracker_state = jax.jit(jax.vmap(self._init_member))(
+                jnp.asarray(seeds, jnp.int32))
+        lr = jnp.asarray(values, self.dtype)
+        if self.relative_lr:
+            if len(set(seeds.tolist())) == 1:
+                lam0 = self.initial_sharpness(jax.tree_util.tree_map(lambda a: a[0], params),
+                                              jax.tree_util.tree_map(lambda a: a[0], tracker_state))
+            else:
+                lam0 = jax.jit(jax.vmap(self.initial_sharpness))(params, tracker_state)
+            lr = lr / lam0
+        opt_state = jax.vmap(lambda lr_i, p: self._tx(lr_i).init(p))(lr, params)
+        init_params = params if self.cfg.probes.line_points > 0 else ()
+        return Carry(params, opt_state, tracker_state, ptracker_state, jnp.ones((m,), bool),
+                     jnp.full((m,), -1, jnp.int32), lr, jnp.asarray(seeds, jnp.int32), init_params)
+
+    def _batch_indices(self, t, seed):
         bs, n = self.cfg.optimizer.batch_size, self.problem.x_train.shape[0]
-        key = jax.random.fold_in(jax.random.PRNGKey(self.cfg.seed + 2), t)
+        key = jax.random.fold_in(jax.random.PRNGKey(seed + 2), t)
         return jax.random.permutation(key, n)[:bs]
 
     @property
@@ -150,10 +208,10 @@ class Trainer:
         bs = self.cfg.optimizer.batch_size
         return bool(bs) and bs < self.problem.x_train.shape[0]
 
-    def step_loss_fn(self, t) -> Callable:
-        """The loss step t descends: the minibatch loss of step t, or the full training loss."""
+    def step_loss_fn(self, t, seed=None) -> Callable:
+        """The loss step t descends: the minibatch loss of step t (of a member's ``seed``), or the full training loss."""
         if self.minibatch:
-            idx = self._batch_indices(t)
+            idx = self._batch_indices(t, self.cfg.seed if seed is None else seed)
             return lambda p: self.problem.batch_loss(p, idx)
         return self.problem.train_loss
 
@@ -182,10 +240,10 @@ class Trainer:
             outs["step_curvature"] = eta * _curvature_along(loss_fn, params, updates)
         return outs
 
-    def _step(self, carry: Carry, t, lr):
-        prob, cfg = self.problem, self.cfg
+    def _step(self, carry: Carry, t):
+        prob, cfg, lr = self.problem, self.cfg, carry.lr
         track = self.tracker is not None and cfg.probes.every_step
-        loss_fn = self.step_loss_fn(t)
+        loss_fn = self.step_loss_fn(t, carry.seed)
         if track and not self.minibatch and prob.sharpness_on_train_loss:
             # The solve linearises grad(train_loss) at theta_t anyway: reuse its loss and gradient.
             res, new_ts, loss, grads = self.tracker.update_with_grad(prob.train_loss, carry.params, carry.tracker)
@@ -213,22 +271,25 @@ class Trainer:
         elif cfg.probes.step_curvature:
             outs["step_curvature"] = lr * _curvature_along(loss_fn, carry.params, updates)
         params = optax.apply_updates(carry.params, updates)
-        new = Carry(_where(active, params, carry.params), _where(active, opt_state, carry.opt_state),
-                    tracker_state, ptracker_state, active, diverged_step)
+        new = carry._replace(params=_where(active, params, carry.params),
+                             opt_state=_where(active, opt_state, carry.opt_state),
+                             tracker=tracker_state, ptracker=ptracker_state, active=active,
+                             diverged_step=diverged_step)
         return new, outs
 
-    def _chunk_impl(self, carry: Carry, lrs, ts):
-        def member(c, lr):
-            return jax.lax.scan(lambda cc, t: self._step(cc, t, lr), c, ts)
-        return jax.vmap(member)(carry, lrs)
+    def _chunk_impl(self, carry: Carry, ts):
+        def member(c):
+            return jax.lax.scan(lambda cc, t: self._step(cc, t), c, ts)
+        return jax.vmap(member)(carry)
 
-    def _eval_impl(self, carry: Carry, lrs, t):
+    def _eval_impl(self, carry: Carry, t):
         prob = self.problem
 
-        def member(c, lr):
+        def member(c):
+            lr = c.lr
             m = prob.evaluate(c.params)
             if self.rule.tuner:  # the step the tuner takes from here (computed, not applied)
-                loss_fn = self.step_loss_fn(t)
+                loss_fn = self.step_loss_fn(t, c.seed)
                 loss, grads = jax.value_and_grad(loss_fn)(c.params)
                 updates, _ = self._update(c.params, c.opt_state, lr, loss, grads, loss_fn)
                 m["tuned_step_size"] = self._effective_lr(updates, grads)
@@ -242,16 +303,34 @@ class Trainer:
                 m.update(effective_sharpness=pres.eigenvalues[0], effective_sharpness_residual=pres.residuals[0])
                 c = c._replace(ptracker=_where(c.active, ps, c.ptracker))
             return m, c
-        return jax.vmap(member)(carry, lrs)
+        return jax.vmap(member)(carry)
+
+    def _line_impl(self, carry: Carry):
+        """max over s in (0, 1] of the training loss at (1 - s) theta_0 + s theta (probes.line_points points)."""
+        prob, n = self.problem, self.cfg.probes.line_points
+        s_grid = jnp.arange(1, n + 1, dtype=self.dtype) / n
+
+        def member(c):
+            at = lambda s: prob.train_loss(jax.tree_util.tree_map(lambda a, b: a + s * (b - a),
+                                                                  c.init_params, c.params))
+            losses = jax.lax.map(at, s_grid)
+            return {"line_max_loss": jnp.max(jnp.where(jnp.isnan(losses), jnp.inf, losses))}
+        return jax.vmap(member)(carry)
 
     # ---- host side ---------------------------------------------------------
     def run_chunk(self, carry: Carry, start: int, length: int):
         ts = jnp.arange(start, start + length, dtype=jnp.int32)
-        return self._chunk(carry, self.lrs, ts)
+        return self._chunk(carry, ts)
 
     def evaluate(self, carry: Carry, t: int = 0):
         """Probes at the parameters of ``carry``, which has taken ``t`` steps (outputs, carry)."""
-        return self._eval(carry, self.lrs, jnp.asarray(t, jnp.int32))
+        return self._eval(carry, jnp.asarray(t, jnp.int32))
+
+    def line_probe(self, carry: Carry) -> dict:
+        """``line_max_loss`` per member: the highest training loss on the segment from theta_0 to theta (the loss barrier)."""
+        if self.cfg.probes.line_points <= 0:
+            raise ValueError("line_probe needs probes.line_points >= 1.")
+        return self._line(carry)
 
 
 def _member_rows(outs: dict, member: int, steps: np.ndarray, k: int) -> dict:
@@ -298,7 +377,6 @@ def train(cfg: RunConfig, *, results_dir: str | Path = "results", store: RunStor
 
 def _train(trainer: Trainer, results_dir: Path, store: RunStore, progress: bool) -> TrainResult:
     cfg = trainer.cfg
-    k = cfg.probes.sharpness_k
     group_hash = config_hash(cfg.to_dict())
     group = f"{cfg.name}/{group_hash}"
     ckpt_path = results_dir / "checkpoints" / f"{group_hash}.npz"
@@ -318,49 +396,15 @@ def _train(trainer: Trainer, results_dir: Path, store: RunStore, progress: bool)
         run_ids = [store.start_run(cfg.member(lr).to_dict(), name=cfg.name, seed=cfg.seed, group=group)
                    for lr in cfg.lrs]
 
-    def record(member_rows: list[dict]):
+    def emit(member_rows: list[dict]):
         for i, rows in enumerate(member_rows):
             store.log_metrics(run_ids[i], rows)
 
-    def eval_rows(step: int, outs: dict) -> list[dict]:
-        steps = np.asarray([step])
-        rows = []
-        for i in range(len(run_ids)):
-            r = _member_rows(outs, i, steps, k)
-            if k > 0:
-                _edge_rows(r, trainer, i)
-            r["threshold"] = (steps, np.asarray([trainer.thresholds[i]]))
-            r["effective_threshold"] = (steps, np.asarray([trainer.effective_thresholds[i]]))
-            r["lr"] = (steps, np.asarray([cfg.lrs[i]]))
-            rows.append(r)
-        return rows
+    def after_eval(t: int, carry: Carry):
+        if cfg.train.checkpoint_every and t % cfg.train.checkpoint_every == 0 and t < cfg.train.steps:
+            save_checkpoint(ckpt_path, carry, step=t, meta={"run_ids": np.asarray(run_ids)})
 
-    steps_total = cfg.train.steps
-    bar = _progress(steps_total, start, progress)
-    if start == 0:
-        outs, carry = trainer.evaluate(carry, 0)
-        record(eval_rows(0, outs))
-    t = start
-    try:
-        while t < steps_total and bool(jnp.any(carry.active)):
-            length = min(cfg.train.eval_every - t % cfg.train.eval_every, steps_total - t)
-            carry, outs = trainer.run_chunk(carry, t, length)
-            steps = np.arange(t, t + length)
-            chunk_rows = [_member_rows(outs, i, steps, k) for i in range(len(run_ids))]
-            for i, rows in enumerate(chunk_rows):
-                if k > 0 and cfg.probes.every_step:
-                    _edge_rows(rows, trainer, i)
-            t += length
-            ev, carry = trainer.evaluate(carry, t)
-            record(chunk_rows)
-            record(eval_rows(t, ev))
-            carry = _apply_stops(cfg, carry, ev)
-            if cfg.train.checkpoint_every and t % cfg.train.checkpoint_every == 0 and t < steps_total:
-                save_checkpoint(ckpt_path, carry, step=t, meta={"run_ids": np.asarray(run_ids)})
-            bar.update(length)
-            bar.set_postfix_str(_postfix(ev, trainer.thresholds, k), refresh=False)
-    finally:
-        bar.close()
+    carry, info = run_loop(trainer, carry, start, emit, after_eval=after_eval, progress=progress)
     status, div = [], []
     for i, rid in enumerate(run_ids):
         ds = int(carry.diverged_step[i])
@@ -374,27 +418,112 @@ def _train(trainer: Trainer, results_dir: Path, store: RunStore, progress: bool)
     if ckpt_path.exists():
         ckpt_path.unlink()
     metrics = [store.get_metrics(r) for r in run_ids]  # the store is the single source of truth
-    return TrainResult(cfg, run_ids, cfg.lrs, status, div, metrics, trainer.thresholds)
+    return TrainResult(cfg, run_ids, cfg.lrs, status, div, metrics, info.thresholds, info.lrs)
 
 
-def _edge_rows(rows: dict, trainer: Trainer, i: int) -> None:
+@dataclasses.dataclass(frozen=True)
+class MemberInfo:
+    """Host-side facts of the members of a carry: step sizes eta (after c / lambda_0) and thresholds."""
+    lrs: list[float]
+    thresholds: list[float]
+    effective_thresholds: list[float]
+
+
+def member_info(trainer: Trainer, carry: Carry, values=None) -> MemberInfo:
+    """``values``: the lrs the carry was initialised with (default the config's); exact for absolute units."""
+    if trainer.relative_lr:  # eta = c / lambda_0, measured on the device
+        lrs = [float(v) for v in np.asarray(carry.lr, np.float64)]
+    else:
+        lrs = [float(v) for v in (trainer.cfg.lrs if values is None else values)]
+    raw, eff = trainer.thresholds_for(lrs)
+    return MemberInfo(lrs, raw, eff)
+
+
+def run_loop(trainer: Trainer, carry: Carry, start: int, emit: Callable[[list[dict]], Any], *,
+             values=None, after_eval: Callable[[int, Carry], Any] | None = None, progress: bool = False,
+             ) -> tuple[Carry, MemberInfo]:
+    """Train ``carry`` from step ``start`` to ``train.steps``, handing every member's metric rows to ``emit``.
+
+    ``emit`` receives one ``{metric: (steps, values)}`` dict per member, chunk
+    by chunk and eval by eval (at step 0 first when ``start`` is 0); at the end,
+    with ``probes.line_points``, the loss barrier ``line_max_loss`` at the last
+    step.  ``after_eval(t, carry)`` runs after each evaluation (checkpoints).
+    ``values``: the lrs passed to :meth:`Trainer.init_carry`, if not the config's.
+    Members that diverge or meet a stop criterion are frozen; the loop ends
+    when all are, or at ``train.steps``.
+    """
+    cfg = trainer.cfg
+    k = cfg.probes.sharpness_k
+    info = member_info(trainer, carry, values)
+    m = trainer.num_members
+
+    def eval_rows(step: int, outs: dict) -> list[dict]:
+        steps = np.asarray([step])
+        rows = []
+        for i in range(m):
+            r = _member_rows(outs, i, steps, k)
+            if k > 0:
+                _edge_rows(r, trainer, info, i)
+            r["threshold"] = (steps, np.asarray([info.thresholds[i]]))
+            r["effective_threshold"] = (steps, np.asarray([info.effective_thresholds[i]]))
+            r["lr"] = (steps, np.asarray([info.lrs[i]]))
+            rows.append(r)
+        return rows
+
+    steps_total = cfg.train.steps
+    bar = _progress(steps_total, start, progress)
+    if start == 0:
+        outs, carry = trainer.evaluate(carry, 0)
+        emit(eval_rows(0, outs))
+    t = start
+    try:
+        while t < steps_total and bool(jnp.any(carry.active)):
+            length = min(cfg.train.eval_every - t % cfg.train.eval_every, steps_total - t)
+            carry, outs = trainer.run_chunk(carry, t, length)
+            steps = np.arange(t, t + length)
+            chunk_rows = [_member_rows(outs, i, steps, k) for i in range(m)]
+            for i, rows in enumerate(chunk_rows):
+                if k > 0 and cfg.probes.every_step:
+                    _edge_rows(rows, trainer, info, i)
+            t += length
+            ev, carry = trainer.evaluate(carry, t)
+            emit(chunk_rows)
+            emit(eval_rows(t, ev))
+            carry = _apply_stops(cfg, carry, ev)
+            if after_eval is not None:
+                after_eval(t, carry)
+            bar.update(length)
+            bar.set_postfix_str(_postfix(ev, info.thresholds, k), refresh=False)
+    finally:
+        bar.close()
+    if cfg.probes.line_points > 0:
+        emit(_line_rows(trainer.line_probe(carry), m, t))
+    return carry, info
+
+
+def _line_rows(outs: dict, m: int, t: int) -> list[dict]:
+    steps = np.asarray([t])
+    return [{"line_max_loss": (steps, np.asarray([float(outs["line_max_loss"][i])]))} for i in range(m)]
+
+
+def _edge_rows(rows: dict, trainer: Trainer, info: MemberInfo, i: int) -> None:
     """Add ``effective_sharpness`` (SGD family: lr * sharpness) and ``edge_ratio`` to one member's rows."""
     if trainer.rule.tuner:  # eval rows carry the probed eta_t, per-step rows the scan's own eta_t
         steps, lam = rows["sharpness"]
         eff = rows["tuned_step_size" if "tuned_step_size" in rows else "step_size"][1] * lam
         rows["effective_sharpness"] = (steps, eff)
-        rows["edge_ratio"] = (steps, eff / trainer.effective_thresholds[i])
+        rows["edge_ratio"] = (steps, eff / info.effective_thresholds[i])
     elif trainer.rule.adaptive:
         for key in ("effective_sharpness", "effective_sharpness_residual"):
             steps, vals = rows[key]
             keep = steps > 0  # no preconditioner exists before the first step
             rows[key] = (steps[keep], vals[keep])
         steps, eff = rows["effective_sharpness"]
-        rows["edge_ratio"] = (steps, eff / trainer.effective_thresholds[i])
+        rows["edge_ratio"] = (steps, eff / info.effective_thresholds[i])
     else:
         steps, lam = rows["sharpness"]
-        rows["effective_sharpness"] = (steps, trainer.cfg.lrs[i] * lam)
-        rows["edge_ratio"] = (steps, lam / trainer.thresholds[i])
+        rows["effective_sharpness"] = (steps, info.lrs[i] * lam)
+        rows["edge_ratio"] = (steps, lam / info.thresholds[i])
 
 
 def _curvature_along(loss_fn: Callable, params, u) -> jax.Array:
