@@ -34,6 +34,7 @@ REPRODUCTIONS = {
     "adaptive-eos": "eoslab.experiments.adaptive_eos",
     "tuners": "eoslab.experiments.tuners",
     "pal": "eoslab.experiments.pal",
+    "phases": "eoslab.experiments.phases",
 }
 
 
@@ -82,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", default=None, help="output directory (default results/NAME)")
     rp.add_argument("--quick", action="store_true", help="the short version (minutes on a laptop CPU)")
     rp.add_argument("--no-progress", action="store_true")
+    rp.add_argument("--executor", default="local", choices=["local", "ray"],
+                    help="where the sweeps of a reproduction run (phases)")
+    rp.add_argument("--address", default=None, help="Ray cluster address (default: start a local cluster)")
+    rp.add_argument("--workers", type=int, default=None, help="CPUs of the local Ray cluster")
 
     dm = sub.add_parser("demo", help="the edge-of-stability demo on digits (reproduce eos --quick)")
     dm.add_argument("--out", default="results/demo")
@@ -201,6 +206,13 @@ def cmd_reproduce(args, name: str | None = None, quick: bool | None = None) -> i
     kwargs = {"quick": quick}
     if "progress" in accepted:
         kwargs["progress"] = not args.no_progress
+    executor_name = getattr(args, "executor", "local")
+    if executor_name != "local" and "executor" not in accepted:
+        raise InputError(f"reproduction {name!r} runs no sweep; drop --executor.")
+    if "executor" in accepted:
+        from eoslab.sweep import make_executor
+        kwargs["executor"] = make_executor(executor_name, address=getattr(args, "address", None),
+                                           num_workers=getattr(args, "workers", None))
     if "store" in accepted:  # reproductions that manage no store of their own get the one in --out
         kwargs["store"] = RunStore.in_dir(out)
     try:
@@ -208,6 +220,8 @@ def cmd_reproduce(args, name: str | None = None, quick: bool | None = None) -> i
     finally:
         if "store" in kwargs:
             kwargs["store"].close()
+        if "executor" in kwargs:
+            kwargs["executor"].close()
     table = out / "table.txt"
     if table.is_file():
         print(table.read_text())

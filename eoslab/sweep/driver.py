@@ -60,7 +60,7 @@ def plan_batches(points: list[Point], batch_size: int) -> list[Batch]:
         n_batches = math.ceil(len(pts) / batch_size)
         size = math.ceil(len(pts) / n_batches)
         for i in range(n_batches):
-            chunk = pts[i * size:(i + 1) * size]
+            chunk = pts[i * len(pts) // n_batches:(i + 1) * len(pts) // n_batches]  # sizes differ by <= 1
             members = tuple(Member(p.key, p.lr, p.seed, p.config.to_dict()) for p in chunk)
             batches.append(Batch(shape, chunk[0].config.to_dict(), members, pad_to=size))
     return batches

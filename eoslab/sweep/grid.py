@@ -121,6 +121,10 @@ def _apply(base: dict, values: dict) -> dict:
     values = dict(values)
     depth, width = values.pop("model.depth", None), values.pop("model.width", None)
     if depth is not None or width is not None:
+        for key, v in (("model.depth", depth), ("model.width", width)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ConfigError(f"grid key {key!r} = {v!r} must be an integer >= 1 "
+                                  f"(depth counts weight layers: model.widths = [width] * (depth - 1)).")
         widths = raw.get("model", {}).get("widths", [200, 200])
         depth = len(widths) + 1 if depth is None else depth
         width = (widths[0] if widths else 200) if width is None else width
@@ -176,10 +180,10 @@ def _range_values(key: str, spec: dict) -> tuple:
             raise ConfigError(f"grid key {key!r}: a range with step is linear; use num with spacing = \"log\".")
         n = int(math.floor((hi - lo) / step + 1e-9)) + 1 if hi >= lo else 0
         vals = lo + step * np.arange(n)
-    ints = all(isinstance(spec[k], int) for k in ("from", "to") if k in spec) and (
-        "step" in spec and isinstance(spec["step"], int))
-    # 12 significant digits: a log grid from 0.5 to 32 gives 4.0, not 3.999999999999999
-    return tuple(int(v) for v in vals) if ints else tuple(float(f"{v:.12g}") for v in vals)
+    # integer ends (and step) that give integral values give ints: {from = 2, to = 8, num = 4} is 2, 4, 6, 8
+    ints = all(isinstance(spec[k], int) and not isinstance(spec[k], bool) for k in ("from", "to", "step")
+               if k in spec) and all(float(v).is_integer() for v in vals)
+    return tuple(int(round(v)) for v in vals) if ints else tuple(float(f"{v:.12g}") for v in vals)
 
 
 def _flatten_grid(grid: dict, prefix: str = "") -> list[tuple[str, Any]]:

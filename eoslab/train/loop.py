@@ -65,6 +65,7 @@ from eoslab.train.objective import Problem, build_problem
 from eoslab.tuners.base import tree_sq_norm, tree_vdot, tuner_info
 
 PyTree = Any
+INIT_GROUP = 8  # members whose initial cold solves run together (vmapped) in init_carry
 
 
 class Carry(NamedTuple):
@@ -126,6 +127,9 @@ class Trainer:
         self._chunk = jax.jit(self._chunk_impl)
         self._eval = jax.jit(self._eval_impl)
         self._line = jax.jit(self._line_impl)
+        self._init_members = jax.jit(lambda seeds: jax.lax.map(self._init_member, seeds, batch_size=INIT_GROUP))
+        self._initial_sharpnesses = jax.jit(lambda p, ts: jax.lax.map(
+            lambda a: self.initial_sharpness(*a), (p, ts), batch_size=INIT_GROUP))
 
     @property
     def num_members(self) -> int:
@@ -180,18 +184,20 @@ class Trainer:
         if values.shape != (m,) or seeds.shape != (m,):
             raise ValueError(f"init_carry needs {m} step sizes and {m} seeds; got {values.shape} and {seeds.shape}.")
         stack = lambda tree: jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (m, *jnp.shape(a))), tree)
-        if len(set(seeds.tolist())) == 1:  # one initialisation, shared
+        # cold solves in groups of INIT_GROUP members: a vmap over all of them would hold every member's
+        # Lanczos basis at once
+        shared = len(set(seeds.tolist())) == 1
+        if shared:  # one initialisation, shared
             params, tracker_state, ptracker_state = map(stack, self._init_member(int(seeds[0])))
         else:
-            params, tracker_state, ptracker_state = jax.jit(jax.vmap(self._init_member))(
-                jnp.asarray(seeds, jnp.int32))
+            params, tracker_state, ptracker_state = self._init_members(jnp.asarray(seeds, jnp.int32))
         lr = jnp.asarray(values, self.dtype)
         if self.relative_lr:
-            if len(set(seeds.tolist())) == 1:
+            if shared:
                 lam0 = self.initial_sharpness(jax.tree_util.tree_map(lambda a: a[0], params),
                                               jax.tree_util.tree_map(lambda a: a[0], tracker_state))
             else:
-                lam0 = jax.jit(jax.vmap(self.initial_sharpness))(params, tracker_state)
+                lam0 = self._initial_sharpnesses(params, tracker_state)
             lr = lr / lam0
         opt_state = jax.vmap(lambda lr_i, p: self._tx(lr_i).init(p))(lr, params)
         init_params = params if self.cfg.probes.line_points > 0 else ()
