@@ -32,14 +32,17 @@ What runs (``reproduce``):
 2. the sweeps ``configs/sweeps/phases-early.toml`` (10 steps, the loss and
    the sharpness after every step, the loss barrier at step 10) and
    ``phases-late.toml`` (100 steps, no sharpness, the loss barrier at the end) over c, d in {2, 4, 8}, w in
-   {16, 64, 256} and 3 seeds on digits (fc-relu without bias, init
+   {16, 64, 128} and 3 seeds on digits (fc-relu without bias, init
    ``kalra``, ``mse-mean``, SGD batch 512; :mod:`eoslab.sweep`, resumable);
-3. the recipe ``configs/phases.toml``: 2000 SGD steps at d = 4, w = 256 for a
-   few c, whose sharpness trajectories are cut into the four regimes
-   (:func:`classify_regimes`).
+3. the recipe ``configs/phases.toml``: 3000 SGD steps at d = 4, w = 128 for
+   c in {0.5, 1, 2, 4}, with the sharpness after every step, whose
+   trajectories are cut into the four regimes (:func:`classify_regimes`);
+   without ``--quick`` also with PyTorch's default init (variance
+   1/(3 fan_in)): on digits the paper's init gives a sharpness that falls
+   for thousands of steps, PyTorch's init one that sharpens.
 
-``--quick`` takes 2 seeds, d in {2, 8}, w in {16, 256}, c = 2^0, 2^0.5, ...,
-2^6 and 600 steps for the regimes.
+``--quick`` takes 2 seeds, d in {2, 8}, w in {16, 128}, c = 2^0, 2^0.5, ...,
+2^6 and 800 steps for the regimes.
 """
 from __future__ import annotations
 
@@ -64,7 +67,7 @@ FLAT = 0.1  # |d log lambda / d log t| below this: saturated
 QUICK_GRID = {"optimizer.lr": {"from": 1, "to": 64, "num": 13, "spacing": "log"},
               "model.depth": [2, 8], "model.width": [16, 128]}
 QUICK_SEEDS = 2
-QUICK_REGIME_STEPS = 600
+QUICK_REGIME_STEPS = 800
 
 
 # ---- critical values -------------------------------------------------------
@@ -235,41 +238,62 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 REGIMES = ("early transient", "intermediate saturation", "progressive sharpening", "edge of stability")
 
 
+def log_resample(steps: np.ndarray, values: np.ndarray, points: int = 40, window: float = 1.15
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The series at step 0 and at ~``points`` log-spaced steps, each the median over [t / window, t * window]."""
+    steps, values = np.asarray(steps, float), np.asarray(values, float)
+    out_t, out_v = [steps[0]], [values[0]]
+    for g in np.unique(np.round(np.geomspace(1, max(steps[-1], 1), points))):
+        sel = (steps >= g / window) & (steps <= g * window) & (steps > 0)
+        if sel.any():
+            t = float(np.median(steps[sel]))
+            if t > out_t[-1]:
+                out_t.append(t)
+                out_v.append(float(np.median(values[sel])))
+    return np.asarray(out_t), np.asarray(out_v)
+
+
 def classify_regimes(steps: np.ndarray, sharpness: np.ndarray, eta: float, *, edge: float = EDGE,
                      flat: float = FLAT) -> dict:
     """Cut a sharpness trajectory into the four regimes; returns each regime's first step (None if absent).
 
-    On the eval steps ``t_k`` (with t = 0 first), the slope
-    ``s_k = d log lambda / d log(1 + t)`` between consecutive evaluations
-    (a running median of three) decides:
+    The series is resampled at log-spaced steps (:func:`log_resample`, a
+    median over +-15% in t, which also smooths SGD noise) and its slope
+    ``s_k = d log lambda / d log(1 + t)`` between samples (a running median of
+    three) decides:
 
-    * edge of stability from the first step with ``eta * lambda >= 2 * edge``;
-    * before that, the early transient lasts until the first slope with
-      ``|s_k| < flat`` (intermediate saturation starts there);
-    * progressive sharpening starts at the first later step from which the
-      slope stays ``>= flat`` for three consecutive intervals.
+    * the early transient lasts until the first sample with ``|s_k| < flat``,
+      where intermediate saturation starts;
+    * progressive sharpening starts at the first later sample from which the
+      slope stays ``>= flat`` for three consecutive intervals;
+    * the edge of stability starts at the first sample after the transient
+      with ``eta * lambda >= 2 * edge``.
     """
     steps, lam = np.asarray(steps, float), np.asarray(sharpness, float)
     ok = np.isfinite(lam) & (lam > 0)
-    steps, lam = steps[ok], lam[ok]
     onset: dict = {r: None for r in REGIMES}
-    if len(lam) < 4:
+    if ok.sum() < 4:
         return onset
-    at_edge = np.nonzero(eta * lam >= 2 * edge)[0]
-    t_eos = int(at_edge[0]) if len(at_edge) else len(lam)
-    slope = np.diff(np.log(lam)) / np.diff(np.log1p(steps))
+    t, lam = log_resample(steps[ok], lam[ok])
+    if len(t) < 4:
+        return onset
+    slope = np.diff(np.log(lam)) / np.diff(np.log1p(t))
     smooth = np.array([np.median(slope[max(0, i - 1):i + 2]) for i in range(len(slope))])
-    onset[REGIMES[0]] = int(steps[0])
-    flat_idx = [i for i in range(min(t_eos, len(smooth))) if abs(smooth[i]) < flat]
-    t_sat = flat_idx[0] if flat_idx else None
-    if t_sat is not None:
-        onset[REGIMES[1]] = int(steps[t_sat])
-        for i in range(t_sat, min(t_eos, len(smooth)) - 2):
-            if np.all(smooth[i:i + 3] >= flat):
-                onset[REGIMES[2]] = int(steps[i])
-                break
-    if t_eos < len(lam):
-        onset[REGIMES[3]] = int(steps[t_eos])
+    onset[REGIMES[0]] = int(t[0])
+    flat_idx = np.nonzero(np.abs(smooth) < flat)[0]
+    if not len(flat_idx):
+        return onset
+    k_sat = int(flat_idx[0])
+    at_edge = [k for k in range(k_sat, len(lam)) if eta * lam[k] >= 2 * edge]
+    k_eos = at_edge[0] if at_edge else len(lam)
+    if k_sat < k_eos:
+        onset[REGIMES[1]] = int(t[k_sat])
+    for i in range(k_sat, min(k_eos, len(smooth)) - 2):
+        if np.all(smooth[i:i + 3] >= flat):
+            onset[REGIMES[2]] = int(t[i])
+            break
+    if k_eos < len(lam):
+        onset[REGIMES[3]] = int(t[k_eos])
     return onset
 
 
@@ -489,22 +513,26 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
                                         title=f"first {EARLY_STEPS} steps, d={widest[0]}, w={widest[1]}, seed {seed}"),
                 out / "phases-early-trajectories")
 
-    # 3. the regimes
-    cfg = load_recipe("phases", overrides)
-    if quick:
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=QUICK_REGIME_STEPS))
-    with RunStore.in_dir(out) as store:
-        result = train(cfg, results_dir=out, store=store, progress=progress)
-    onsets = []
-    for i in range(len(result.lrs)):
-        s, lam = result.series(i, "sharpness")
-        onsets.append(classify_regimes(s, lam, result.step_sizes[i]))
-    claims += regime_claims(result, onsets, f"d=4, w=256, {cfg.train.steps} steps")
-    tables.append("regimes (first step of each): " + "; ".join(
-        f"c={c:g}: " + ", ".join(f"{r.split()[0]} {onsets[i][r]}" for r in REGIMES)
-        for i, c in enumerate(result.lrs)))
-    save_figure(plot_regimes(result, onsets, title=f"sharpness over training, d=4, w=256, SGD 512"),
-                out / "phases-regimes")
+    # 3. the regimes (the paper's init; without --quick also PyTorch's default init, which sharpens on digits)
+    variants = [("Kalra init", [])] + ([] if quick else [("PyTorch init", ['model.init="pytorch"'])])
+    for label, extra in variants:
+        cfg = load_recipe("phases", (overrides or []) + extra)
+        if quick:
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=QUICK_REGIME_STEPS))
+        with RunStore.in_dir(out) as store:
+            result = train(cfg, results_dir=out, store=store, progress=progress)
+        onsets = []
+        for i in range(len(result.lrs)):
+            s, lam = result.series(i, "sharpness")
+            onsets.append(classify_regimes(s, lam, result.step_sizes[i]))
+        d, w = len(cfg.model.widths) + 1, cfg.model.widths[0]
+        where = f"{label}, d={d}, w={w}, {cfg.train.steps} steps"
+        claims += regime_claims(result, onsets, where)
+        tables.append(f"regimes, {where} (first step of each): " + "; ".join(
+            f"c={c:g}: " + ", ".join(f"{r.split()[0]} {onsets[i][r]}" for r in REGIMES)
+            for i, c in enumerate(result.lrs)))
+        save_figure(plot_regimes(result, onsets, title=f"sharpness over training: {where}, SGD 512"),
+                    out / f"phases-regimes-{cfg.model.init}")
     write_claims(out, claims, "Early-training phase diagram (Kalra & Barkeshli 2023): claims")
     (out / "table.txt").write_text("\n\n".join(tables) + "\n")
     return claims

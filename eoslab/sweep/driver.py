@@ -68,14 +68,12 @@ def plan_batches(points: list[Point], batch_size: int) -> list[Batch]:
 
 def check_data(points: list[Point]) -> None:
     """Load each distinct dataset of the sweep once: a missing or corrupt file raises before anything runs."""
-    from eoslab.data import load_dataset
+    from eoslab.train.objective import load_data
     seen = set()
     for p in points:
-        d = p.config.data
-        key = (d.name, d.data_dir, d.n_train, d.n_test)
-        if key not in seen:
-            seen.add(key)
-            load_dataset(d.name, data_dir=d.data_dir or None, n_train=d.n_train or None, n_test=d.n_test or None)
+        if p.config.data not in seen:
+            seen.add(p.config.data)
+            load_data(p.config.data)
 
 
 def _progress(total: int, initial: int, enabled: bool):

@@ -8,7 +8,7 @@ size.  Unknown keys, wrong types and invalid values raise
 
     name = "eos-digits"
     seed = 0
-    [data]      name, n_train, n_test, data_dir
+    [data]      name, n_train, n_test, data_dir, image
     [model]     name, widths, bias, init, param, zero_last
     [loss]      name ("mse" | "mse-mean" | "ce")
     [optimizer] name, lr, lr_units, beta, batch_size (0: full batch), beta1, beta2, eps,
@@ -39,6 +39,7 @@ class DataConfig:
     n_train: int = 0  # 0: all
     n_test: int = 0
     data_dir: str = ""  # "" : the EOSLAB_DATA environment variable
+    image: bool = False  # digits as [8, 8, 1] images (for cnn-* models); other image datasets are images already
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,6 +300,8 @@ def validate(cfg: RunConfig) -> None:
         (cfg.data.n_train >= 0 and cfg.data.n_test >= 0, "data.n_train", "and data.n_test must be >= 0"),
         (all(w >= 1 for w in cfg.model.widths), "model.widths", "must all be >= 1"),
         (cfg.model.bias in (True, False, "auto"), "model.bias", "must be true, false or \"auto\""),
+        (not cfg.data.image or cfg.data.name.split("-")[0] == "digits", "data.image",
+         "applies to digits only (the other image datasets give images already)"),
     ]
     for ok, key, msg in checks:
         if not ok:

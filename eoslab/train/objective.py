@@ -75,13 +75,18 @@ class Problem:
         return out
 
 
+def load_data(data) -> Dataset:
+    """The dataset of a ``[data]`` config section (raises DataError on a missing or bad file)."""
+    return load_dataset(data.name, data_dir=data.data_dir or None, n_train=data.n_train or None,
+                        n_test=data.n_test or None, **({"image": True} if data.image else {}))
+
+
 def build_problem(cfg: RunConfig) -> Problem:
     """Load the data and build the model of ``cfg`` (raises InputError on bad input)."""
     dtype = jnp.float64 if cfg.train.dtype == "float64" else jnp.float32
     if dtype == jnp.float64:
         jax.config.update("jax_enable_x64", True)
-    ds = load_dataset(cfg.data.name, data_dir=cfg.data.data_dir or None,
-                      n_train=cfg.data.n_train or None, n_test=cfg.data.n_test or None)
+    ds = load_data(cfg.data)
     m = cfg.model
     family = m.name.split("-")[0]
     kwargs: dict[str, Any] = dict(init=m.init, param=m.param, zero_last=m.zero_last, dtype=dtype,

@@ -67,3 +67,15 @@ def test_recipes_in_configs_are_valid():
         if p.stem in ("alignment",):  # not a training config
             continue
         load_config(p)
+
+
+def test_digits_as_images_for_a_cnn(tiny):
+    from eoslab.train import build_problem
+    raw = dict(tiny, data=dict(tiny["data"], image=True), model={"name": "cnn-relu", "bias": False})
+    prob = build_problem(config_from_dict(raw))
+    assert prob.x_train.shape[1:] == (8, 8, 1)
+    flat = build_problem(config_from_dict(tiny))
+    import numpy as np
+    np.testing.assert_array_equal(np.asarray(prob.x_train).reshape(len(prob.x_train), -1), np.asarray(flat.x_train))
+    with pytest.raises(ConfigError, match="data.image"):
+        config_from_dict(dict(tiny, data={"name": "cifar10", "image": True}))
