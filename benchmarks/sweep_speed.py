@@ -386,20 +386,21 @@ def print_part1(r: dict, cfg: Config) -> dict:
           f"{r['diverged']} diverged), {cfg.steps} steps each; x loop = runs/s over the train() loop's")
     print(_header("x loop"))
     print(_row("vmapped sweep (1 batch), first call", v1, loop))
-    print(_row(f"vmapped sweep (1 batch), second call*", v2, loop))
+    print(_row("vmapped sweep (1 batch), second call*", v2, loop))
     print(_row("run_sweep batch_size=1, first call", b1, loop))
-    print(_row(f"run_sweep batch_size=1, second call*", b2, loop))
+    print(_row("run_sweep batch_size=1, second call*", b2, loop))
     sub = "" if r["loop_runs"] == cfg.runs else f" ({r['loop_runs']} of the runs)"
     print(_row(f"train() loop{sub}", loop, loop))
-    print(f"* trainer compiled by the first call" + (f"; fastest of {cfg.rounds} interleaved rounds" if cfg.rounds > 1
-                                                     else ""))
+    print("* trainer compiled by the first call"
+          + (f"; fastest of {cfg.rounds} interleaved rounds" if cfg.rounds > 1 else ""))
     ic = t["init_carry"][0]
     sv, s1 = r["step_vmapped"], r["step_single"]
     n = sv["members"]
     print(f"Trainer.init_carry of the compiled {n}-member trainer alone: {ic.seconds:.2f} s, {ic.compiles} "
           f"compilations ({ic.compile_s:.2f} s): {ic.seconds / v2.seconds:.0%} of the vmapped second call")
-    print(f"one step, compiled (fastest of {sv['rounds']} x {sv['steps']} steps): {n}-member batch: chunk {sv['chunk_ms']:.1f} ms + probes "
-          f"{sv['eval_ms']:.1f} ms = {(sv['chunk_ms'] + sv['eval_ms']) / n:.2f} ms per member "
+    print(f"one step, compiled (fastest of {sv['rounds']} x {sv['steps']} steps): {n}-member batch: chunk "
+          f"{sv['chunk_ms']:.1f} ms + probes {sv['eval_ms']:.1f} ms = "
+          f"{(sv['chunk_ms'] + sv['eval_ms']) / n:.2f} ms per member "
           f"(sharpness HVPs: mean {sv['hvps_mean']:.1f}, max over members {sv['hvps_max_mean']:.1f}); "
           f"1-member trainer (mean of {r['step_single_members']} members): chunk {s1['chunk_ms']:.2f} ms + "
           f"probes {s1['eval_ms']:.2f} ms = {s1['chunk_ms'] + s1['eval_ms']:.2f} ms "

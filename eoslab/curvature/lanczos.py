@@ -89,7 +89,8 @@ def tridiag_sym(
     relative residual: the eigenvalue error is at most that much relative to
     the spectral radius).  The test runs at every step up to 32 steps and
     then about every m/16 steps.  It also stops when the Krylov space becomes
-    invariant (breakdown), in which case the Ritz values are exact.
+    invariant (breakdown), in which case the Ritz values are exact, and after
+    a non-finite product (NaN or inf: the Ritz values are then NaN).
     """
     n = v0.shape[0]
     dtype = v0.dtype
@@ -129,7 +130,9 @@ def tridiag_sym(
             j + 1,
             breakdown,
         )
-        done = breakdown
+        # a non-finite product (NaN or inf parameters: a diverged run) ends the iteration: nothing more is learned,
+        # and under vmap one such member would otherwise keep the whole batch iterating to max_steps
+        done = breakdown | ~jnp.isfinite(a) | ~jnp.isfinite(b)
         if tol > 0:
             m = j + 1
             # test every step up to 32, then about every m/16 steps (<= 6% extra matvecs),

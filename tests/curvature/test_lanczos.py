@@ -53,3 +53,16 @@ def test_early_stop_meets_tolerance():
     assert int(tri.num_steps) < 150
     assert float(pairs.residuals[0]) <= 1e-8 * 10.0 * (1 + 1e-12)
     assert abs(float(pairs.values[0]) - 10.0) <= float(pairs.residuals[0])
+
+
+def test_a_non_finite_operator_stops_at_once_even_under_vmap():
+    a = _sym(40)
+    poisoned = jnp.asarray([0.0, jnp.nan])
+
+    def run(p):  # p[1] = NaN poisons the operator, as NaN parameters of a diverged run do
+        tri = tridiag_sym(lambda v: a @ v + p[1] * v, jnp.ones(40, jnp.float64), 30, k=1, tol=1e-10)
+        return tri.num_steps
+    steps = jax.vmap(run)(jnp.stack([jnp.zeros(2), poisoned]))
+    assert int(steps[1]) == 1  # the NaN member stopped after its first product
+    assert 1 < int(steps[0]) <= 30  # the healthy member ran its own course
+    np.testing.assert_array_equal(int(run(jnp.zeros(2))), int(steps[0]))
