@@ -292,24 +292,47 @@ class Trainer:
         prob = self.problem
 
         def member(c):
-            lr = c.lr
             m = prob.evaluate(c.params)
             if self.rule.tuner:  # the step the tuner takes from here (computed, not applied)
                 loss_fn = self.step_loss_fn(t, c.seed)
                 loss, grads = jax.value_and_grad(loss_fn)(c.params)
-                updates, _ = self._update(c.params, c.opt_state, lr, loss, grads, loss_fn)
+                updates, _ = self._update(c.params, c.opt_state, c.lr, loss, grads, loss_fn)
                 m["tuned_step_size"] = self._effective_lr(updates, grads)
+            return m
+
+        def solves(c):
+            m = {}
             if self.tracker is not None:
                 res, ts = self.tracker.update(prob.sharpness_loss, c.params, c.tracker)
                 m.update(eigenvalues=res.eigenvalues, residual=jnp.max(res.residuals), hvps=res.num_hvps)
                 c = c._replace(tracker=_where(c.active, ts, c.tracker))
             if self.ptracker is not None:
                 pres, ps = self.ptracker.update(prob.sharpness_loss, c.params, c.ptracker,
-                                                precond=self.preconditioner(c.opt_state, lr))
+                                                precond=self.preconditioner(c.opt_state, c.lr))
                 m.update(effective_sharpness=pres.eigenvalues[0], effective_sharpness_residual=pres.residuals[0])
                 c = c._replace(ptracker=_where(c.active, ps, c.ptracker))
             return m, c
-        return jax.vmap(member)(carry)
+
+        m = jax.vmap(member)(carry)
+        if self.tracker is None:
+            return m, carry
+        m2, carry = self._per_member(solves, carry)
+        return {**m, **m2}, carry
+
+    @property
+    def sequential_solves(self) -> bool:
+        """Whether the members' eigensolves at eval steps run one after another (``lax.map``), not vmapped.
+
+        A vmapped Lanczos loop runs every member for as many Hessian-vector
+        products as the slowest member needs, and on the CPU a vmapped product
+        costs about as much per member as a single one: there, one after
+        another inside the same compiled function is cheaper.  On accelerators
+        the members' solves are vmapped.
+        """
+        return self.num_members > 1 and jax.default_backend() == "cpu"
+
+    def _per_member(self, f, carry):
+        return jax.lax.map(f, carry) if self.sequential_solves else jax.vmap(f)(carry)
 
     def _line_impl(self, carry: Carry):
         """max over s in (0, 1] of the training loss at (1 - s) theta_0 + s theta (probes.line_points points)."""
