@@ -74,6 +74,9 @@ def test_regime_classification_on_a_synthetic_trajectory():
     # onsets are read on log-spaced samples, each the median over +-15% in t
     assert edge_step <= onset["edge of stability"] <= 1.15 ** 2 * edge_step
     assert phases.regimes_in_order(onset)
+    # regimes of a step or two do not count: a sharpness rising from step 2 and at the edge by step 27
+    assert not phases.regimes_in_order({"early transient": 0, "intermediate saturation": 1,
+                                        "progressive sharpening": 2, "edge of stability": 27})
     flat = phases.classify_regimes(t, np.full(len(t), 5.0), eta)
     assert flat["progressive sharpening"] is None and flat["edge of stability"] is None
     assert not phases.regimes_in_order(flat)
