@@ -464,7 +464,7 @@ def regime_claims(result, onsets: list[dict], label: str) -> list[Claim]:
         claims.append(Claim(
             f"[{label}, c={c:g}] the four regimes follow each other: early transient, intermediate saturation, "
             f"progressive sharpening, edge of stability",
-            "first step of each regime (classify_regimes on the sharpness at eval steps)", value,
+            "first step of each regime (classify_regimes on the sharpness after every step, log-resampled)", value,
             regimes_in_order(o) if c < 2 else None, PAPER,
             "checked for c < 2 (above, the early catapult and the edge can merge)" if c >= 2 else
             f"η = {result.step_sizes[i]:.4g}, status {result.status[i]}; each of the first three regimes must "
