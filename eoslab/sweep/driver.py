@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from eoslab.store import RunStore
 from eoslab.sweep.batch import Batch, Member
 from eoslab.sweep.executors import InProcessExecutor
 from eoslab.sweep.grid import GridSpec, Point
+from eoslab.train.loop import progress_bar
 
 
 @dataclasses.dataclass
@@ -76,12 +76,6 @@ def check_data(points: list[Point]) -> None:
             load_data(p.config.data)
 
 
-def _progress(total: int, initial: int, enabled: bool):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, disable=not enabled, file=sys.stderr, unit="run",
-                dynamic_ncols=True, desc="sweep")
-
-
 def run_sweep(spec: GridSpec, *, results_dir: str | Path = "results", store: RunStore | None = None,
               executor=None, progress: bool = True, retry_failed: bool = False) -> SweepSummary:
     """Run every point of ``spec`` that the store does not hold yet; see the module docstring."""
@@ -99,7 +93,7 @@ def run_sweep(spec: GridSpec, *, results_dir: str | Path = "results", store: Run
         todo = [p for p in points if (p.key, p.seed) not in done]
         batches = plan_batches(todo, spec.batch_size)
         counts = dict(completed=0, diverged=0, failed=0)
-        bar = _progress(len(points), len(points) - len(todo), progress)
+        bar = progress_bar(len(points), len(points) - len(todo), progress, unit="run", desc="sweep")
         try:
             for _batch, results in executor.run(batches):
                 store.add_finished_runs([dict(config=r.config, name=spec.name, seed=r.seed, group=spec.group,

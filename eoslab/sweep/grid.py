@@ -34,7 +34,6 @@ import copy
 import dataclasses
 import itertools
 import math
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ import numpy as np
 
 from eoslab.errors import ConfigError
 from eoslab.store import config_hash
-from eoslab.train.config import RunConfig, config_from_dict
+from eoslab.train.config import RunConfig, config_from_dict, read_toml
 
 PSEUDO_KEYS = ("model.depth", "model.width")
 RANGE_KEYS = {"from", "to", "num", "step", "spacing"}
@@ -233,10 +232,7 @@ def _base_config(spec: Any, here: Path) -> dict:
     candidates = [here / spec, RECIPES_DIR / spec, RECIPES_DIR / f"{spec}.toml"]
     for path in candidates:
         if path.is_file():
-            try:
-                return tomllib.loads(path.read_text())
-            except tomllib.TOMLDecodeError as e:
-                raise ConfigError(f"base config {str(path)!r} is not valid TOML ({e}); fix the syntax.") from None
+            return read_toml(path, "base config", "give an existing TOML config")
     raise ConfigError(f"sweep.base={spec!r} is neither a file next to the grid spec nor a recipe in "
                       f"{RECIPES_DIR}; give an existing TOML config.")
 
@@ -289,10 +285,5 @@ def grid_from_dict(raw: dict, *, source: str = "", here: Path | None = None) -> 
 def load_grid(path: str | Path) -> GridSpec:
     """Read a grid spec from a TOML file (relative ``sweep.base`` paths are resolved next to it)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"grid spec {str(path)!r} does not exist; pass the path of a TOML grid spec.")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"grid spec {str(path)!r} is not valid TOML ({e}); fix the syntax.") from None
+    raw = read_toml(path, "grid spec", "pass the path of a TOML grid spec")
     return grid_from_dict(raw, source=str(path), here=path.parent)

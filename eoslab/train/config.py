@@ -244,16 +244,20 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return out
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Read, override and validate a TOML config file."""
+def read_toml(path: str | Path, what: str, hint: str) -> dict:
+    """The parsed TOML file ``path``; a missing file or bad syntax is a ConfigError naming ``what`` it is."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist; pass the path of a TOML file "
-                          f"(see configs/ for examples).")
+        raise ConfigError(f"{what} {str(path)!r} does not exist; {hint}.")
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config file {str(path)!r} is not valid TOML ({e}); fix the syntax.") from None
+        raise ConfigError(f"{what} {str(path)!r} is not valid TOML ({e}); fix the syntax.") from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read, override and validate a TOML config file."""
+    raw = read_toml(path, "config file", "pass the path of a TOML file (see configs/ for examples)")
     return config_from_dict(apply_overrides(raw, overrides or []))
 
 

@@ -379,9 +379,10 @@ def _member_rows(outs: dict, member: int, steps: np.ndarray, k: int) -> dict:
     return rows
 
 
-def _progress(total: int, initial: int, enabled: bool):
+def progress_bar(total: int, initial: int, enabled: bool, *, unit: str = "step", desc: str | None = None):
+    """The tqdm bar of training runs and sweeps (on stderr; ``enabled=False`` hides it)."""
     from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, disable=not enabled, file=sys.stderr, unit="step",
+    return tqdm(total=total, initial=initial, disable=not enabled, file=sys.stderr, unit=unit, desc=desc,
                 dynamic_ncols=True, leave=True)
 
 
@@ -500,7 +501,7 @@ def run_loop(trainer: Trainer, carry: Carry, start: int, emit: Callable[[list[di
         return rows
 
     steps_total = cfg.train.steps
-    bar = _progress(steps_total, start, progress)
+    bar = progress_bar(steps_total, start, progress)
     if start == 0:
         outs, carry = trainer.evaluate(carry, 0)
         emit(eval_rows(0, outs))
