@@ -1,0 +1,142 @@
+"""Statistics of recorded time series, shared by the reproductions' claims.
+
+A series is a pair ``(steps, values)`` as the run store returns it (steps
+sorted, int; values float, possibly NaN).  Every statistic here ignores
+non-finite values and returns NaN when nothing is left, so a diverged or
+empty series gives NaN rather than an error.
+
+At the edge of stability the quantities the claims are about oscillate with
+period 2 (eta_t * lambda_t of a step-size tuner alternates above and below 2
+from one step to the next).  A series sampled every n steps then aliases: with
+n even it sees one phase only, with n odd it alternates.  The period-2-safe
+statistics (:func:`two_step_means`, :func:`period2_median`) therefore use
+only pairs of *consecutive* recorded steps and refuse (NaN) a series that has
+none; :func:`coverage` says how much of a step range a series covers.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+def window(steps, values, lo: int | None = None, hi: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The part of a series with ``lo <= step <= hi`` (a bound that is None is open)."""
+    steps, values = np.asarray(steps), np.asarray(values, float)
+    keep = np.ones(len(steps), bool)
+    if lo is not None:
+        keep &= steps >= lo
+    if hi is not None:
+        keep &= steps <= hi
+    return steps[keep], values[keep]
+
+
+def finite(values) -> np.ndarray:
+    """The finite values, as float."""
+    values = np.asarray(values, float)
+    return values[np.isfinite(values)]
+
+
+def median(values) -> float:
+    """Median of the finite values (NaN if none)."""
+    v = finite(values)
+    return float(np.median(v)) if len(v) else float("nan")
+
+
+def quartiles(values) -> tuple[float, float]:
+    """First and third quartiles (25th and 75th percentiles) of the finite values (NaN if none)."""
+    v = finite(values)
+    if not len(v):
+        return float("nan"), float("nan")
+    q25, q75 = np.percentile(v, [25, 75])
+    return float(q25), float(q75)
+
+
+def fraction_above(values, level: float) -> float:
+    """Fraction of the finite values strictly above ``level`` (NaN if none)."""
+    v = finite(values)
+    return float(np.mean(v > level)) if len(v) else float("nan")
+
+
+def value_at_or_after(steps, values, step: int) -> float:
+    """The value at the first recorded step >= ``step`` (NaN if none)."""
+    steps = np.asarray(steps)
+    hit = np.nonzero(steps >= step)[0]
+    return float(np.asarray(values, float)[hit[0]]) if len(hit) else float("nan")
+
+
+def first_step_at(steps, values, level: float) -> int | None:
+    """The first recorded step whose value is >= ``level`` (None if the series never gets there)."""
+    hit = np.nonzero(np.asarray(values, float) >= level)[0]
+    return int(np.asarray(steps)[hit[0]]) if len(hit) else None
+
+
+def coverage(steps, lo: int, hi: int) -> float:
+    """Fraction of the integer steps ``lo..hi`` at which the series has a value (1: every step)."""
+    if hi < lo:
+        return float("nan")
+    s = np.unique(np.asarray(steps))
+    return float(np.count_nonzero((s >= lo) & (s <= hi)) / (hi - lo + 1))
+
+
+def consecutive_pairs(steps, values) -> tuple[np.ndarray, np.ndarray]:
+    """``(v_t, v_{t+1})`` for every t such that steps t and t + 1 both carry a finite value."""
+    steps, values = np.asarray(steps), np.asarray(values, float)
+    ok = np.isfinite(values)
+    steps, values = steps[ok], values[ok]
+    nxt = np.nonzero(np.diff(steps) == 1)[0]
+    return values[nxt], values[nxt + 1]
+
+
+def two_step_means(steps, values) -> np.ndarray:
+    """(v_t + v_{t+1}) / 2 for every pair of consecutive recorded steps.
+
+    A period-2 oscillation a, b, a, b, ... gives (a + b) / 2 at every t,
+    whichever phase a sample starts on; a series sampled every n > 1 steps
+    gives nothing (it cannot resolve the oscillation).
+    """
+    a, b = consecutive_pairs(steps, values)
+    return (a + b) / 2
+
+
+def period2_median(steps, values) -> float:
+    """Median of :func:`two_step_means`: the level a period-2 oscillation sits at (NaN without pairs)."""
+    return median(two_step_means(steps, values))
+
+
+def fraction_of_rises(steps, values, rel: float = 1e-3) -> float:
+    """Fraction of consecutive steps t -> t + 1 where the value rose by more than ``rel`` relative.
+
+    A measure of non-monotonicity of a per-step series (a loss at the edge of
+    stability); ``rel`` sits above float32 rounding.  NaN without consecutive steps.
+    """
+    a, b = consecutive_pairs(steps, values)
+    if not len(a):
+        return float("nan")
+    return float(np.mean(b > a + rel * np.abs(a)))
+
+
+class LevelStats(NamedTuple):
+    """How a per-step series sits relative to a level (the edge of stability, 2, for eta_t * lambda_t).
+
+    n: finite values; coverage: fraction of the step range recorded; median, q25, q75 over the
+    values; above: fraction of values > level; median2: :func:`period2_median` (NaN unless the
+    series has consecutive steps).
+    """
+    n: int
+    coverage: float
+    median: float
+    q25: float
+    q75: float
+    above: float
+    median2: float
+
+
+def level_stats(steps, values, level: float, lo: int | None = None, hi: int | None = None) -> LevelStats:
+    """:class:`LevelStats` of the series over ``lo <= step <= hi``."""
+    s, v = window(steps, values, lo, hi)
+    q25, q75 = quartiles(v)
+    first = lo if lo is not None else (int(s[0]) if len(s) else 0)
+    last = hi if hi is not None else (int(s[-1]) if len(s) else -1)
+    return LevelStats(n=len(finite(v)), coverage=coverage(s, first, last), median=median(v), q25=q25, q75=q75,
+                      above=fraction_above(v, level), median2=period2_median(s, v))

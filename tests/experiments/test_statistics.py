@@ -1,0 +1,63 @@
+"""Time-series statistics shared by the reproductions' claims."""
+import math
+
+import numpy as np
+import pytest
+
+from eoslab.experiments import statistics as st
+
+
+def test_window_median_quartiles_ignore_non_finite_values():
+    steps = np.arange(10)
+    values = np.array([0, 1, 2, np.nan, 4, 5, np.inf, 7, 8, 9], float)
+    s, v = st.window(steps, values, 2, 5)
+    assert s.tolist() == [2, 3, 4, 5]
+    assert st.median(v) == 4.0 and st.median([]) != st.median([])  # NaN when empty
+    assert st.window(steps, values, hi=1)[0].tolist() == [0, 1] and len(st.window(steps, values, lo=3)[0]) == 7
+    assert st.quartiles([1, 2, 3, 4, 5]) == (2.0, 4.0)
+    assert all(math.isnan(q) for q in st.quartiles([np.nan]))
+
+
+def test_fraction_above_is_strict_and_nan_when_empty():
+    assert st.fraction_above([1, 2, 3, 4], 2) == 0.5
+    assert st.fraction_above([2, 2], 2) == 0.0
+    assert math.isnan(st.fraction_above([np.nan], 2))
+
+
+def test_value_at_or_after_and_first_step_at():
+    steps, values = np.array([0, 50, 100]), np.array([1.0, 5.0, 9.0])
+    assert st.value_at_or_after(steps, values, 10) == 5.0 and math.isnan(st.value_at_or_after(steps, values, 101))
+    assert st.first_step_at(steps, values, 5.0) == 50 and st.first_step_at(steps, values, 10) is None
+
+
+def test_period2_median_sees_both_phases_where_subsampling_aliases():
+    steps = np.arange(400)
+    values = np.where(steps % 2 == 0, 1.7, 2.5)  # a period-2 oscillation about 2.1
+    assert st.period2_median(steps, values) == pytest.approx(2.1)
+    assert st.fraction_above(values, 2) == 0.5
+    every_50 = steps % 50 == 0  # eval steps every 50: one phase only
+    assert st.median(values[every_50]) == 1.7
+    assert math.isnan(st.period2_median(steps[every_50], values[every_50]))  # refuses to guess
+    assert st.coverage(steps[every_50], 0, 399) == pytest.approx(8 / 400) and st.coverage(steps, 0, 399) == 1.0
+
+
+def test_two_step_means_skip_gaps_and_non_finite_values():
+    steps = np.array([0, 1, 2, 5, 6, 8])
+    values = np.array([1.0, 3.0, np.nan, 2.0, 4.0, 7.0])
+    assert st.two_step_means(steps, values).tolist() == [2.0, 3.0]  # (0, 1) and (5, 6)
+
+
+def test_fraction_of_rises_measures_non_monotonicity():
+    steps = np.arange(6)
+    assert st.fraction_of_rises(steps, [5, 4, 3, 2, 1, 0.5]) == 0.0
+    assert st.fraction_of_rises(steps, [5, 6, 3, 4, 1, 0.5]) == pytest.approx(2 / 5)
+    assert st.fraction_of_rises(steps, [1, 1 + 1e-5, 1, 1, 1, 1]) == 0.0  # below the relative threshold
+    assert math.isnan(st.fraction_of_rises([0, 2, 4], [1, 2, 3]))
+
+
+def test_level_stats():
+    steps = np.arange(100)
+    values = np.where(steps % 2 == 0, 1.5, 2.3)
+    stats = st.level_stats(steps, values, 2.0, lo=50, hi=99)
+    assert stats.n == 50 and stats.coverage == 1.0 and stats.above == 0.5
+    assert stats.median2 == pytest.approx(1.9) and stats.q25 == 1.5 and stats.q75 == 2.3
