@@ -310,11 +310,13 @@ def test_reproduce_writes_claims_figures_and_runs(tmp_path):
     store = RunStore(tmp_path / "runs.db")
     claims = al.reproduce(tmp_path / "out", quick=True, store=store, config=TINY)
     data = json.loads((tmp_path / "out" / "claims.json").read_text())
-    assert len(data) == len(claims) == 4 * 4  # 4 models x 1 eta x 4 claims
+    assert len(data) == len(claims) == 4 * 4  # 4 models x 1 eta x 4 claims: --quick runs every claim
     for row in data:
         assert {"claim", "quantity", "value", "holds"} <= set(row)
-        assert isinstance(row["holds"], bool)
+        assert isinstance(row["holds"], bool)  # every claim is testable here
+        assert row["quick"] is True
     md = (tmp_path / "out" / "claims.md").read_text()
+    assert md.splitlines()[0] == "# Trajectory alignment (Song & Yun 2023) (--quick: shortened runs)"
     assert md.count("\n| ") == 1 + len(data)  # header + one row per claim
     for name in TINY["models"]:
         for ext in ("png", "pdf"):
@@ -334,3 +336,49 @@ def test_quick_reproduction_shows_alignment_on_log_cosh(tmp_path):
     rows = [c for c in claims if "logcosh2, eta=0.125" in c.claim]
     assert len(rows) == 4 and all(c.holds for c in rows)
     assert all(c.value["n_points"] > 0 for c in rows[:2])
+
+
+# --------------------------------------------------------------------------
+# Claim rules on synthetic series
+# --------------------------------------------------------------------------
+
+
+def test_final_sharpness_uses_both_phases_of_the_period_two_oscillation():
+    eta = 0.1
+    steps = np.arange(100)[:, None]
+    # at the edge, oscillating by +-1% about 2/eta: both phases within 5%
+    at_edge = (2 / eta) * (1 + 0.01 * np.where(steps % 2 == 0, 1.0, -1.0)) * np.ones((1, 3))
+    assert al.final_within(at_edge, eta, 0.05).all()
+    # one phase at 2/eta, the other 20% below: the last step alone would pass, both phases do not
+    swing = (2 / eta) * np.where(steps % 2 == 1, 1.0, 0.8) * np.ones((1, 3))
+    assert abs(swing[-1, 0] * eta / 2 - 1) <= 0.05
+    assert not al.final_within(swing, eta, 0.05).any()
+    fs = al.final_sharpness_ratio(swing, eta, 0.05)
+    assert fs["median"] == pytest.approx(0.9) and fs["min"] == pytest.approx(0.8) and fs["max"] == pytest.approx(1.0)
+    assert fs["fraction_within_tol"] == 0.0
+    with_nan = at_edge.copy()
+    with_nan[-2:, 1] = np.nan  # a diverged trajectory is not at the edge
+    assert al.final_within(with_nan, eta, 0.05).tolist() == [True, False, True]
+
+
+def _summary(fraction_curve, fraction_sharp, eos):
+    curve = {"median": 0.01, "p99": 0.03, "max": 0.05, "fraction_within_tol": fraction_curve,
+             "per_init_median": 0.01, "per_init_max": 0.02, "n_points": 500, "p99_abs_p": 0.4}
+    return {"eta": 0.125, "n_init": 10, "n_diverged": 0, "slow_manifold": dict(curve), "r_curve": dict(curve),
+            "final_sharpness_ratio": {"median": 1.0, "min": 0.99, "max": 1.01,
+                                      "fraction_within_tol": fraction_sharp, "predicted": 0.99},
+            "eos_fraction": eos, "crossed_edge_fraction": 1.0}
+
+
+def test_claim_rules_pass_and_fail():
+    cfg = al.load_config()
+    model = LogCoshProduct()
+    passing = al._claims_for("logcosh2", model, _summary(0.995, 1.0, 0.999), cfg)
+    assert [c.holds for c in passing] == [True, True, True, True]
+    failing = al._claims_for("logcosh2", model, _summary(0.9, 0.95, 0.5), cfg)
+    assert [c.holds for c in failing] == [False, False, False, False]
+    empty = _summary(1.0, 1.0, 1.0)
+    empty["r_curve"]["n_points"] = 0  # no edge point at all: alignment cannot hold
+    assert al._claims_for("logcosh2", model, empty, cfg)[0].holds is False
+    # closed-form sharpness: exact, no eigenvalue certificate attached
+    assert all(c.accuracy is None for c in passing)
