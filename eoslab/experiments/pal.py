@@ -92,7 +92,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eoslab.experiments.claims import Claim, write_claims
+from eoslab.experiments.claims import Claim, certified_series, quick_title, write_claims
 from eoslab.experiments.recipes import load_recipe
 from eoslab.plots import LOSS_LABELS, save_figure
 from eoslab.store import RunStore
@@ -421,21 +421,42 @@ def final_loss(result: TrainResult, member: int) -> float:
     return float(v[-1]) if len(v) else float("nan")
 
 
+def claim_texts(tag: str, loss_word: str, alpha: float, counts: dict | None = None) -> list[tuple[str, str]]:
+    """``(claim, quantity)`` of the five claims of one PAL run, in table order (run or not run).
+
+    ``counts``: the number of profiles behind the wide and local fits and the ratio (``n`` when not run).
+    """
+    n = {"wide": "n", "local": "n", "ratio": "n", **(counts or {})}
+    out = []
+    for window, grid in (("|s| ≤ μ", "wide"), ("|s| ≤ 2 s_t", "local")):
+        out.append((f"{tag} the {loss_word} loss along the update direction is locally almost a parabola ({window})",
+                    f"median R² of the least-squares parabola over {window} ({n[grid]} profiles)"))
+    out.append((f"{tag} the {loss_word} loss along the update direction is locally convex",
+                "fraction of profiles whose fitted parabola over |s| ≤ μ has a > 0"))
+    out.append((f"{tag} PAL's step lands near the minimum of the line (it steps α = {alpha:.3g} × its parabola's "
+                f"vertex)",
+                f"median of s_t / s* (PAL's step / exact line-search minimiser of the {loss_word} loss, "
+                f"{n['ratio']} profiles)"))
+    out.append((f"{tag} PAL is competitive with a tuned constant step",
+                "final training loss of PAL / that of the best constant step of the grid (same number of steps)"))
+    return out
+
+
 def claims_for_run(tag: str, summary: dict, alpha: float, pal_loss: float, best: tuple[float, float],
                    grid_losses: dict) -> list[Claim]:
     """The four claims of one PAL run (module docstring), thresholds fixed in the module constants."""
-    claims = []
     loss_word = "minibatch" if summary["loss"] == "batch" else "full-batch"
-    for grid, window in (("wide", "|s| ≤ μ"), ("local", "|s| ≤ 2 s_t")):
+    texts = claim_texts(tag, loss_word, alpha, dict(wide=summary["r2_wide_batch_n"],
+                                                    local=summary["r2_local_batch_n"], ratio=summary["ratio_batch_n"]))
+    claims = []
+    for (claim, quantity), grid in zip(texts[:2], ("wide", "local")):
         med, p10 = summary[f"r2_{grid}_batch_median"], summary[f"r2_{grid}_batch_p10"]
         line = summary[f"r2_linear_{grid}_batch_median"]
         holds = bool(med >= R2_MEDIAN and p10 >= R2_P10) if np.isfinite(med) else None
         if holds and line >= R2_MEDIAN:  # a straight line passes the same test: the window cannot tell
             holds = None
         claims.append(Claim(
-            f"{tag} the {loss_word} loss along the update direction is locally almost a parabola ({window})",
-            f"median R² of the least-squares parabola over {window} ({summary[f'r2_{grid}_batch_n']} profiles)",
-            med, holds, PAPER,
+            claim, quantity, med, holds, PAPER,
             f"10th percentile {p10:.4f}; full-batch loss along the same lines: median "
             f"{summary[f'r2_{grid}_full_median']:.4f}, 10th percentile {summary[f'r2_{grid}_full_p10']:.4f}; "
             f"a straight line over the same window: median R² {summary[f'r2_linear_{grid}_batch_median']:.4f} "
@@ -444,18 +465,13 @@ def claims_for_run(tag: str, summary: dict, alpha: float, pal_loss: float, best:
             f"line's median R² is ≥ {R2_MEDIAN} too"))
     conv = summary["convex_wide_batch"]
     claims.append(Claim(
-        f"{tag} the {loss_word} loss along the update direction is locally convex",
-        "fraction of profiles whose fitted parabola over |s| ≤ μ has a > 0", conv,
-        bool(conv >= CONVEX_FRACTION) if np.isfinite(conv) else None, PAPER,
+        *texts[2], conv, bool(conv >= CONVEX_FRACTION) if np.isfinite(conv) else None, PAPER,
         f"over |s| ≤ 2 s_t: {summary['convex_local_batch']:.3f}; full-batch loss: "
         f"{summary['convex_wide_full']:.3f} / {summary['convex_local_full']:.3f}; holds if ≥ {CONVEX_FRACTION}"))
     ratio = summary["ratio_batch_median"]
     lo, hi = alpha / RATIO_FACTOR, alpha * RATIO_FACTOR
     claims.append(Claim(
-        f"{tag} PAL's step lands near the minimum of the line (it steps α = {alpha:.3g} × its parabola's vertex)",
-        f"median of s_t / s* (PAL's step / exact line-search minimiser of the {loss_word} loss, "
-        f"{summary['ratio_batch_n']} profiles)",
-        ratio, bool(lo <= ratio <= hi) if np.isfinite(ratio) else None, PAPER,
+        *texts[3], ratio, bool(lo <= ratio <= hi) if np.isfinite(ratio) else None, PAPER,
         f"vertex / s* = {summary['vertex_ratio_median']:.3f}; 10th-90th percentile of s_t / s*: "
         f"{summary['ratio_batch_p10']:.3f}-{summary['ratio_batch_p90']:.3f}; against the full-batch minimiser "
         f"{summary['ratio_full_median']:.3f}; PAL's branches {summary['branches']}; minimiser beyond the grid "
@@ -463,14 +479,22 @@ def claims_for_run(tag: str, summary: dict, alpha: float, pal_loss: float, best:
         f"{RATIO_FACTOR})"))
     best_lr, best_loss = best
     rel = pal_loss / best_loss if best_loss > 0 else float("nan")
+    holds = None if not np.isfinite(best_loss) else bool(rel <= LOSS_FACTOR)  # no baseline finished: untestable
     claims.append(Claim(
-        f"{tag} PAL is competitive with a tuned constant step",
-        "final training loss of PAL / that of the best constant step of the grid (same number of steps)",
-        rel, bool(rel <= LOSS_FACTOR) if np.isfinite(rel) else False, PAPER,
+        *texts[4], rel, holds, PAPER,
         f"PAL {pal_loss:.4g}; best η={best_lr:g}: {best_loss:.4g}; grid "
         + ", ".join(f"η={k:g}: {v:.3g}" for k, v in grid_losses.items())
         + f"; holds if ≤ {LOSS_FACTOR:g}; a PAL step costs one extra forward pass"))
     return claims
+
+
+def not_run_claims(setting: Setting, run: PalRun, reason: str) -> list[Claim]:
+    """The rows of a PAL run this mode does not train: its five claims with holds = None and the reason."""
+    cfg = _config(run.recipe, list(setting.overrides) + list(run.overrides), setting.suffix + run.suffix)
+    loss_word = "full-batch" if cfg.optimizer.batch_size == 0 else "minibatch"
+    tag = f"[{setting.label}, {run.label}]"
+    return [Claim(claim, quantity, "not run", None, PAPER, reason)
+            for claim, quantity in claim_texts(tag, loss_word, cfg.optimizer.alpha)]
 
 
 # ---- tables and figures ------------------------------------------------------------
@@ -506,7 +530,7 @@ def format_training(label: str, rows: list[tuple[str, float, str]]) -> str:
     return "\n".join(lines)
 
 
-def plot_profiles(tag: str, records: list[dict], minibatch: bool, alpha: float, num: int = 4):
+def plot_profiles(tag: str, records: list[dict], minibatch: bool, alpha: float, num: int = 4, quick: bool = False):
     """Two rows (wide grid, local grid) x ``num`` profile steps: batch and full loss, fits, minimisers, step."""
     import matplotlib.pyplot as plt
     shown = [r for r in records if r.get("wide") is not None]
@@ -549,13 +573,13 @@ def plot_profiles(tag: str, records: list[dict], minibatch: bool, alpha: float, 
             ax.legend(fontsize=6)
     axes[0][0].set_ylabel("loss along the line")
     axes[1][0].set_ylabel("loss along the line")
-    fig.suptitle(f"{tag}: loss along PAL's update direction (dashed: parabola fit on the shaded window; "
-                 f"dash-dot: exact minimiser; dotted: PAL's step = α·vertex, α={alpha:.3g})", fontsize=9)
+    fig.suptitle(quick_title(f"{tag}: loss along PAL's update direction (dashed: parabola fit on the shaded window; "
+                 f"dash-dot: exact minimiser; dotted: PAL's step = α·vertex, α={alpha:.3g})", quick), fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def plot_training(panels: list[dict]):
+def plot_training(panels: list[dict], title: str = ""):
     """One row per setting: training loss and step size eta_t of PAL runs and the constant-step grid."""
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(len(panels), 2, figsize=(12, 3.4 * len(panels)), squeeze=False)
@@ -590,8 +614,20 @@ def plot_training(panels: list[dict]):
         ax_s.set_title(f"{panel['label']}: PAL's η_t; dashed: the constant steps", fontsize=9)
         ax_l.legend(fontsize=7)
         ax_s.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def edge_note(metrics: dict) -> str:
+    """η_t·λ1/2 at the last eval step whose eigenvalue is certified (converged), with its error estimate."""
+    steps, edge, acc = certified_series(metrics, "edge_ratio")
+    total = acc.used + acc.unconverged
+    if not len(edge):
+        return f"η_t·λ1/2: none of {total} eigenvalues certified" if total else "no η_t·λ1/2 measured"
+    return (f"η_t·λ1/2 at step {int(steps[-1])} {edge[-1]:.3g} ({acc.used}/{total} certified, relative error "
+            f"≤ {acc.max_rel_error:.1e})")
 
 
 # ---- the reproduction ------------------------------------------------------------
@@ -629,7 +665,12 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
     dump: dict = {"grids": {"wide": "s in [-mu, max(2 mu, 1.25 s_max)], spacing mu/20; fit |s| <= mu",
                             "local": "s in [-2 s_t, 2 s_t], 41 points; fit on all of it"}, "runs": {}}
     with RunStore.in_dir(out) as store:
-        for setting in chosen:
+        for setting in SETTINGS:
+            if setting not in chosen:
+                why = (f"not selected (settings={list(settings)})" if settings is not None else
+                       "--quick runs the MSE settings only")
+                claims += [c for run in setting.runs for c in not_run_claims(setting, run, why)]
+                continue
             runs = [r for r in setting.runs if r.quick or not quick]
             base_cfg = _config(setting.baseline, _overrides(setting, None, quick, overrides), setting.suffix)
             base = train(base_cfg, results_dir=out, store=store, progress=progress)
@@ -637,7 +678,10 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
             done = {k: v for k, v in grid_losses.items() if np.isfinite(v)}
             best = min(done.items(), key=lambda kv: kv[1]) if done else (float("nan"), float("nan"))
             pal_results, train_rows = [], []
-            for run in runs:
+            for run in setting.runs:
+                if run not in runs:
+                    claims += not_run_claims(setting, run, f"--quick runs {', '.join(r.label for r in runs)} here")
+                    continue
                 cfg = _config(run.recipe, _overrides(setting, run, quick, overrides), setting.suffix + run.suffix)
                 tag = f"{setting.label}, {run.label}"
                 result = train(cfg, results_dir=out, store=store, progress=progress)
@@ -652,13 +696,12 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
                 pal_loss = final_loss(result, 0)
                 claims += claims_for_run(f"[{tag}]", summary, cfg.optimizer.alpha, pal_loss, best, grid_losses)
                 tables.append(format_profiles(tag, records, profiler.minibatch, replay_diff))
-                edge = result.series(0, "edge_ratio")[1]
                 eta = result.series(0, "step_size")[1]
-                note = (f"median η_t over the second half {np.median(eta[len(eta) // 2:]):.3g}"
-                        + (f", η_t·λ1/2 at the end {edge[-1]:.3g}" if len(edge) else ""))
+                note = (f"median η_t over the second half {np.median(eta[len(eta) // 2:]):.3g}, "
+                        + edge_note(result.metrics[0]))
                 train_rows.append((run.label, pal_loss, note))
                 key = _slug(f"{setting.key}-{run.label}")
-                save_figure(plot_profiles(tag, records, profiler.minibatch, cfg.optimizer.alpha),
+                save_figure(plot_profiles(tag, records, profiler.minibatch, cfg.optimizer.alpha, quick=quick),
                             out / f"pal-profiles-{key}")
                 dump["runs"][key] = dict(label=tag, setting=setting.key, run_id=result.run_ids[0],
                                          baseline_run_ids=list(base.run_ids), config=cfg.to_dict(),
@@ -669,9 +712,10 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
                 train_rows.append((f"constant η={lr:g}", grid_losses[float(lr)], base.status[i]))
             tables.append(format_training(setting.label, train_rows))
             panels.append(dict(label=setting.label, loss=base_cfg.loss.name, pal=pal_results, baseline=base))
-    save_figure(plot_training(panels), out / "pal-training")
+    save_figure(plot_training(panels, title=quick_title("PAL (Mutschler & Zell 2020) and constant steps: training",
+                                                        quick)), out / "pal-training")
     (out / "profiles.json").write_text(json.dumps(_jsonable(dump)) + "\n")
     elapsed = time.perf_counter() - t_start
     (out / "table.txt").write_text("\n\n".join(tables) + f"\n\n(total {elapsed:.0f} s)\n")
-    write_claims(out, claims, "Parabolic approximation line search (Mutschler & Zell 2020): claims")
+    write_claims(out, claims, "Parabolic approximation line search (Mutschler & Zell 2020): claims", quick=quick)
     return claims

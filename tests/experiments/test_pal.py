@@ -81,6 +81,29 @@ def test_claims_thresholds():
     claims = pal.claims_for_run("[x]", dict(summary, r2_linear_wide_batch_median=0.97), 1 / 0.6, 0.15,
                                 (1.0, 0.1), {1.0: 0.1})
     assert claims[0].holds is None and "not testable" in claims[0].detail
+    # the R² rule fails on its median too, the convexity rule below its fraction
+    claims = pal.claims_for_run("[x]", dict(summary, r2_wide_batch_median=0.9, convex_wide_batch=0.85), 1 / 0.6,
+                                0.15, (1.0, 0.1), {1.0: 0.1})
+    assert [c.holds for c in claims][:3] == [False, False, False]
+    # no constant step finished: PAL cannot be compared (not testable), a diverged PAL fails
+    claims = pal.claims_for_run("[x]", summary, 1 / 0.6, 0.15, (float("nan"), float("nan")), {1.0: float("inf")})
+    assert claims[4].holds is None
+    claims = pal.claims_for_run("[x]", summary, 1 / 0.6, float("inf"), (1.0, 0.1), {1.0: 0.1})
+    assert claims[4].holds is False
+    # the texts of a run and of its not-run row are the same claims
+    assert [c.claim for c in claims] == [t for t, _ in pal.claim_texts("[x]", "minibatch", 1 / 0.6)]
+
+
+def test_edge_note_uses_certified_eigenvalues_only():
+    steps = np.array([0, 50, 100])
+    metrics = {"edge_ratio": (steps, np.array([0.5, 0.9, 1.1])),
+               "effective_sharpness": (steps, np.array([5.0, 9.0, 11.0])),
+               "effective_sharpness_converged": (steps, np.array([1.0, 1.0, 0.0])),
+               "effective_sharpness_error": (steps, np.array([5e-4, 9e-4, 0.5]))}
+    note = pal.edge_note(metrics)
+    assert "at step 50 0.9 (2/3 certified" in note and "1.0e-04" in note
+    del metrics["effective_sharpness_converged"]  # a store without convergence records: nothing is certified
+    assert pal.edge_note(metrics) == "η_t·λ1/2: none of 3 eigenvalues certified"
 
 
 def _recomputed_r2(steps, losses, window):
@@ -113,8 +136,14 @@ def test_reproduction_on_a_tiny_setting_matches_a_recomputation(tmp_path):
                  "pal-profiles-mse-minibatch-pal.png", "pal-profiles-mse-minibatch-pal-beta-0-4.png"):
         assert (tmp_path / name).is_file(), name
     stored = json.loads((tmp_path / "claims.json").read_text())
-    assert len(stored) == len(claims) == 2 * 5
+    runs = [(s, r) for s in pal.SETTINGS for r in s.runs]
+    assert len(stored) == len(claims) == 5 * len(runs)  # every claim of the full run has its row
     assert all(set(c) >= {"claim", "quantity", "value", "holds"} for c in stored)
+    assert all(c["quick"] is True for c in stored)
+    assert "(--quick" in (tmp_path / "claims.md").read_text().splitlines()[0]
+    skipped = stored[10:]  # the runs of the other settings: not run, holds null, with the reason
+    assert all(c["holds"] is None and c["value"] == "not run" and "not selected" in c["detail"] for c in skipped)
+    assert [c["claim"] for c in skipped] == [c.claim for s, r in runs[2:] for c in pal.not_run_claims(s, r, "")]
     dump = json.loads((tmp_path / "profiles.json").read_text())
     assert set(dump["runs"]) == {"mse-minibatch-pal", "mse-minibatch-pal-beta-0-4"}
     with RunStore.in_dir(tmp_path) as store:
@@ -177,5 +206,7 @@ def test_quick_reproduction_finds_parabolic_convex_lines(tmp_path):
         assert s["r2_wide_batch_median"] >= 0.95 and s["r2_local_batch_median"] >= 0.95
         assert s["convex_wide_batch"] == 1.0
         assert 1.1 < s["ratio_batch_median"] < 2.5
-    parabola = [c for c in claims if "locally almost a parabola" in c.claim or "locally convex" in c.claim]
+    parabola = [c for c in claims if ("locally almost a parabola" in c.claim or "locally convex" in c.claim)
+                and c.value != "not run"]
     assert len(parabola) == 9 and all(c.holds for c in parabola)
+    assert sum(c.value == "not run" for c in claims) == 5 * 4  # PAL β=0.4 full batch and the three CE runs
