@@ -72,7 +72,11 @@ Claims (thresholds fixed before measuring), per PAL run:
 ``--quick``: the MSE settings only (PAL and PAL beta=0.4 with minibatches, PAL
 in full batch, and their baselines), 500 steps, 8 profiles per run.  The full
 run adds PAL beta=0.4 in full batch and the cross-entropy settings, 1000
-steps (CE: 300) and 12 profiles per run.
+steps (CE: 300) and 12 profiles per run.  The claims of the runs ``--quick`` skips are
+rows of its table with holds = None and the reason; its titles and
+``claims.json`` (``"quick": true``) say it is a quick run.  The claims rest on
+line profiles and losses, not on eigenvalues; the table's eta_t * lambda_1 / 2
+uses certified (converged) eigenvalues only.
 
 XLA note: on CPU (jax/jaxlib 0.10.2) the value of a softmax cross-entropy
 reduced over a [B, N, classes] array with B * N > 32768 (a ``vmap`` over B of
