@@ -1,24 +1,38 @@
 """Warm-started tracking of the top Hessian eigenpairs along a training run.
 
 Between two optimisation steps the Hessian changes little, so the previous
-top eigenvectors are excellent start vectors: Lanczos started from them
-reaches the same relative residual in a few Hessian-vector products instead of
-the tens a cold (random) start needs.  For k > 1 the start vector is the sum
-of the previous k eigenvectors, whose Krylov space contains all of them after
-about k steps.
+top eigenvectors are excellent start vectors: block Lanczos
+(:mod:`eoslab.curvature.block_lanczos`) started from them reaches the same
+accuracy in a few Hessian-vector products instead of the tens a cold (random)
+start needs.  Each update stops as soon as every error estimate is below
+``tol`` times the largest |eigenvalue| (or its budget is spent) and reports
+the estimates, the rigorous residuals and a ``converged`` flag.
 
-Each update stops as soon as its residual (an upper bound on the eigenvalue
-error) reaches ``tol``, and reports it, so callers know how accurate it is.
-When the warm start is poor the same Lanczos run simply continues, up to
-``max_hvps`` products: continuing a Krylov space that contains the warm vector
-is never worse than restarting from a random one, and it needs no branch, so
-it stays cheap under ``vmap`` (a ``lax.cond`` there would run both branches).
+**Lost tracks.**  A warm start can miss a new top eigenvalue whose
+eigenvector is orthogonal to the tracked ones (an eigenvalue crossing): the
+solve then converges to a lower eigenvalue with a small residual.  Three
+guards make that visible and short-lived:
+
+* the start block is the k tracked vectors *plus a guard*, the (k+1)-th Ritz
+  vector of the previous update, so the tracked space follows the next
+  eigenvector too and a crossing between them is seen; every start vector
+  carries a random component (:data:`~eoslab.curvature.eigen.WARM_NOISE`),
+  so no direction has weight zero and a hidden eigenvector cannot stay
+  invisible over updates;
+* an update whose top value moved by more than ``jump`` (relative) or that did
+  not converge marks the state ``suspect``;
+* :meth:`SharpnessTracker.update` with ``refresh`` (a bool, traced or not)
+  also runs a cold solve from a random block when asked, when the state is
+  suspect, when the warm value jumped or did not converge, and keeps the
+  result with the larger top value (every Ritz value is a lower bound of the
+  eigenvalue of its rank, by interlacing, so the larger one is the better).
+  The every-step hot path leaves ``refresh`` at the constant False (no branch
+  under ``vmap``); the trainer refreshes at eval steps on a schedule and when
+  suspect.
+
 An update that runs out of budget is reported as not converged, and the next
 update starts from its (improved) Ritz vectors.  The budget is also the size
 of the Lanczos buffer, so a small one keeps every update cheap.
-Every ``refresh_every`` updates the start vector is a fresh random one (a cold
-solve), which guards against a new top eigenvalue whose eigenvector is
-orthogonal to the tracked ones.
 """
 from __future__ import annotations
 
@@ -30,11 +44,15 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from eoslab.curvature.eigen import (EigenResult, default_max_hvps, solve_flat,
-                                    validate_request)
+from eoslab.curvature.eigen import (EigenResult, FlatSolve, default_max_hvps, solve_flat, start_block,
+                                    validate_request, with_noise)
 from eoslab.curvature.operators import FlatOperator, check_inputs, flat_operator
 
 PyTree = Any
+
+# The guard's random component: enough that no direction has weight zero, small enough that the guard stays
+# a good approximation of the next eigenvector (a poor one would only slow the convergence test).
+GUARD_NOISE = 0.01
 
 
 class TrackerState(NamedTuple):
@@ -42,6 +60,8 @@ class TrackerState(NamedTuple):
     eigenvalues: jax.Array  # (k,)
     updates: jax.Array  # number of updates since init
     key: jax.Array
+    guard: jax.Array  # (n,) the (k+1)-th Ritz vector of the previous update (zero if the dimension is k)
+    suspect: jax.Array  # the last update jumped or did not converge: the next refresh-enabled update verifies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,79 +71,93 @@ class SharpnessTracker:
     Attributes:
       k: number of eigenpairs.
       which: ``"largest"`` or ``"smallest"``.
-      tol: relative residual target ||A y - lambda y|| <= tol * max|lambda| (default 1e-3).  The
-        residual bounds the distance of the value to *some* eigenvalue; near the top eigenvalue
-        the error is about residual^2 / gap, 1e-6 to 1e-5 relative on the networks of
-        benchmarks/curvature_cost.py.  If the warm start has lost the top eigenvector (a new
-        eigenvalue crossing it), the value can be a lower eigenvalue with a small residual:
-        ``refresh_every`` bounds how long that can last.
+      tol: eigenvalue accuracy: an update stops once every error estimate is <= tol * max|lambda|.
       max_hvps: budget of one warm update (and its buffer size).
-      cold_max_hvps: budget of the cold solve in :meth:`init` (default min(dim, max(100, 20 k))).
-      refresh_every: start an update from a random vector every this many updates (0: never).
+      cold_max_hvps: budget of a cold solve (:meth:`init`, refreshes; default min(dim, max(100, 20 k))).
+      jump: a relative change of the top value above this marks the state suspect (default 0.1).
     """
     k: int = 1
     which: str = "largest"
-    tol: float = 1e-3
+    tol: float = 1e-4
     max_hvps: int = 20
     cold_max_hvps: int | None = None
-    refresh_every: int = 0
+    jump: float = 0.1
 
     def _budget(self, dim: int, cold: bool = False) -> int:
         budget = (self.cold_max_hvps or default_max_hvps(dim, self.k)) if cold else self.max_hvps
         return min(budget, dim)
 
+    def _check(self, loss_fn, params, precond, cold: bool) -> None:
+        check_inputs(loss_fn, params, precond)
+        dim = ravel_pytree(params)[0].shape[0]
+        validate_request(dim, self.k, self.which, self.tol, self._budget(dim, cold=cold))
+
     def init(self, loss_fn: Callable, params: PyTree, *, precond: PyTree | None = None,
              key: jax.Array | None = None) -> tuple[EigenResult, TrackerState]:
         """A cold solve at ``params``; returns its result and the tracker state."""
-        check_inputs(loss_fn, params, precond)
-        dim = ravel_pytree(params)[0].shape[0]
-        validate_request(dim, self.k, self.which, self.tol, self._budget(dim, cold=True))
+        self._check(loss_fn, params, precond, cold=True)
         key = jax.random.PRNGKey(0) if key is None else key
         return self._init(loss_fn, params, precond, key)
 
     def update(self, loss_fn: Callable, params: PyTree, state: TrackerState, *,
-               precond: PyTree | None = None) -> tuple[EigenResult, TrackerState]:
-        """Re-solve at new ``params`` starting from the previous eigenvectors."""
-        check_inputs(loss_fn, params, precond)
-        dim = ravel_pytree(params)[0].shape[0]
-        validate_request(dim, self.k, self.which, self.tol, self._budget(dim))
-        result, state, _, _ = self._update(loss_fn, params, state, precond)
+               precond: PyTree | None = None, refresh: bool | jax.Array = False) -> tuple[EigenResult, TrackerState]:
+        """Re-solve at new ``params`` starting from the previous eigenvectors (see the module docstring for
+        ``refresh``)."""
+        self._check(loss_fn, params, precond, cold=refresh is not False)
+        result, state, _, _ = self._update(loss_fn, params, state, precond, refresh, refresh is not False)
         return result, state
 
     def update_with_grad(self, loss_fn: Callable, params: PyTree, state: TrackerState, *,
-                         precond: PyTree | None = None):
+                         precond: PyTree | None = None, refresh: bool | jax.Array = False):
         """:meth:`update` that also returns ``loss_fn(params)`` and its gradient (a pytree).
 
         Both are by-products of the linearisation the solve needs, so a
         training step that tracks the sharpness of its own loss saves a gradient.
         """
-        check_inputs(loss_fn, params, precond)
-        dim = ravel_pytree(params)[0].shape[0]
-        validate_request(dim, self.k, self.which, self.tol, self._budget(dim))
-        return self._update(loss_fn, params, state, precond)
+        self._check(loss_fn, params, precond, cold=refresh is not False)
+        return self._update(loss_fn, params, state, precond, refresh, refresh is not False)
 
-    def _solve(self, op: FlatOperator, v0, cold: bool = False):
-        return solve_flat(op, v0, self.k, which=self.which, tol=self.tol,
-                          max_hvps=self._budget(op.dim, cold))
+    def _solve(self, op: FlatOperator, block, key, cold: bool) -> FlatSolve:
+        return solve_flat(op, block, self.k, which=self.which, tol=self.tol,
+                          max_hvps=self._budget(op.dim, cold), key=key, extra=1)
+
+    def _cold(self, op: FlatOperator, key) -> FlatSolve:
+        k1, k2 = jax.random.split(key)
+        return self._solve(op, start_block(op, None, self.k, k1), k2, cold=True)
+
+    def _state(self, solve: FlatSolve, updates, key, suspect) -> TrackerState:
+        k = self.k
+        guard = solve.vectors[k] if solve.vectors.shape[0] > k else jnp.zeros_like(solve.vectors[0])
+        return TrackerState(solve.vectors[:k], solve.values[:k], updates, key, guard, suspect)
 
     @functools.partial(jax.jit, static_argnums=(0, 1))
     def _init(self, loss_fn, params, precond, key):
         op = flat_operator(loss_fn, params, precond)
         key, sub = jax.random.split(key)
-        values, vecs, res, hvps, conv = self._solve(op, jax.random.normal(sub, (op.dim,), op.dtype), cold=True)
-        state = TrackerState(vecs, values, jnp.asarray(0, jnp.int32), key)
-        return EigenResult(values, jax.vmap(op.unravel)(vecs), res, hvps, conv), state
+        solve = self._cold(op, sub)
+        return solve.result(op, self.k), self._state(solve, jnp.asarray(0, jnp.int32), key, ~solve.converged)
 
-    @functools.partial(jax.jit, static_argnums=(0, 1))
-    def _update(self, loss_fn, params, state, precond):
+    @functools.partial(jax.jit, static_argnums=(0, 1, 6))
+    def _update(self, loss_fn, params, state, precond, refresh, verify: bool):
         op = flat_operator(loss_fn, params, precond)
-        key, sub = jax.random.split(state.key)
-        updates = state.updates + 1
-        v0 = jnp.sum(state.vectors, axis=0).astype(op.dtype)
-        if self.refresh_every > 0:
-            cold = updates % self.refresh_every == 0
-            v0 = jnp.where(cold, jax.random.normal(sub, (op.dim,), op.dtype), v0)
-        values, vecs, res, hvps, conv = self._solve(op, v0)
-        new_state = TrackerState(vecs, values, updates, key)
-        result = EigenResult(values, jax.vmap(op.unravel)(vecs), res, hvps, conv)
-        return result, new_state, op.value, op.unravel(op.grad)
+        key, k_noise, k_solve, k_cold = jax.random.split(state.key, 4)
+        # the tracked vectors as they are, the guard with a random component
+        guard = with_noise(state.guard.astype(op.dtype), k_noise, GUARD_NOISE)
+        block = jnp.concatenate([state.vectors.astype(op.dtype), guard[None]])
+        warm = self._solve(op, block, k_solve, cold=False)
+        sign = 1.0 if self.which == "largest" else -1.0
+        prev = sign * state.eigenvalues[0]
+        jumped = jnp.abs(sign * warm.values[0] - prev) > self.jump * jnp.abs(prev)
+        doubtful = jumped | ~warm.converged
+        if not verify:  # the hot path: no cold branch
+            solve, suspect = warm, state.suspect | doubtful
+        else:
+            def verify(_):
+                cold = self._cold(op, k_cold)
+                better = sign * cold.values[0] >= sign * warm.values[0]
+                pick = jax.tree_util.tree_map(lambda c, w: jnp.where(better, c, w), cold, warm)
+                return pick._replace(num_hvps=warm.num_hvps + cold.num_hvps)
+            solve = jax.lax.cond(jnp.asarray(refresh) | state.suspect | doubtful, verify, lambda _: warm, None)
+            suspect = ~solve.converged
+        new_state = self._state(solve, state.updates + 1, key, suspect)
+        return solve.result(op, self.k), new_state, op.value, op.unravel(op.grad)

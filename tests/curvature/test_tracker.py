@@ -47,15 +47,37 @@ def test_budget_bounds_cost_and_unconverged_is_reported(trajectory):
     np.testing.assert_allclose(res.eigenvalues[0], truth, rtol=1e-10)
 
 
-def test_refresh_every_forces_cold_solves(trajectory):
+def test_refresh_runs_a_cold_check_and_keeps_the_larger_top_value(trajectory):
     loss_fn, path = trajectory
-    tracker = SharpnessTracker(k=1, tol=1e-6, refresh_every=2)
+    tracker = SharpnessTracker(k=1, tol=1e-6, max_hvps=40, cold_max_hvps=200)
     _, state = tracker.init(loss_fn, path[0])
-    hvps = []
-    for params in path[1:5]:
-        res, state = tracker.update(loss_fn, params, state)
-        hvps.append(int(res.num_hvps))
-    assert hvps[1] > hvps[0] and hvps[3] > hvps[2]  # updates 2 and 4 start from a random vector
+    params = path[6]
+    h = np.asarray(dense_hessian(loss_fn, params))
+    evals, evecs = np.linalg.eigh(h)
+    # a lost track: the state holds an exact lower eigenvector (eigenvalue 3rd from the top) and no guard
+    lost = state._replace(vectors=jnp.asarray(evecs[:, -3][None]), eigenvalues=jnp.asarray(evals[-3:-2]),
+                          guard=jnp.zeros_like(state.guard))
+    hot, hot_state = tracker.update(loss_fn, params, lost)  # the every-step path: no cold branch
+    assert abs(float(hot.eigenvalues[0]) - evals[-3]) < 1e-6 * evals[-1]  # it reports what it converged to ...
+    checked, checked_state = tracker.update(loss_fn, params, lost, refresh=True)
+    np.testing.assert_allclose(checked.eigenvalues[0], evals[-1], rtol=1e-6)  # ... a refresh finds the top
+    assert bool(checked.converged) and not bool(checked_state.suspect)
+    assert int(checked.num_hvps) > int(hot.num_hvps)  # the cold check is paid for
+
+
+def test_a_jump_marks_the_state_suspect_and_the_next_refresh_enabled_update_verifies(trajectory):
+    loss_fn, path = trajectory
+    tracker = SharpnessTracker(k=1, tol=1e-6, max_hvps=40, jump=0.1)
+    _, state = tracker.init(loss_fn, path[5])
+    res, state = tracker.update(loss_fn, path[6], state)
+    assert not bool(state.suspect)  # past the first steps, one GD step moves the top value by about 1%
+    jumped = state._replace(eigenvalues=state.eigenvalues * 2)  # as if the sharpness had halved in one step
+    _, after = tracker.update(loss_fn, path[7], jumped)
+    assert bool(after.suspect)
+    # refresh=False (a traced False) still verifies a suspect state: it costs a cold solve, then clears it
+    res, cleared = tracker.update(loss_fn, path[8], after, refresh=jnp.asarray(False))
+    plain, _ = tracker.update(loss_fn, path[8], state)
+    assert int(res.num_hvps) > int(plain.num_hvps) and not bool(cleared.suspect)
 
 
 def test_preconditioned_tracking(trajectory):
