@@ -307,10 +307,10 @@ def run_eoslab(trainer: Trainer, params: dict, steps: int) -> Run:
     seconds = time.perf_counter() - t0
     steps_at = [0] + sorted(k for k in flat if k)
     step_loss = np.concatenate([c["loss"][0] for c in chunks]) if chunks else np.zeros(0)
-    step_hvps = (np.concatenate([c["hvps"][0] for c in chunks]).astype(int)
-                 if chunks and "hvps" in chunks[0] else None)
-    return Run(seconds, t, steps_at, np.stack([e["eigenvalues"][0] for e in evs]).astype(np.float64),
-               [int(e["hvps"][0]) for e in evs], np.asarray([float(e["train_loss"][0]) for e in evs]),
+    step_hvps = (np.concatenate([c["sharpness_hvps"][0] for c in chunks]).astype(int)
+                 if chunks and "sharpness_hvps" in chunks[0] else None)
+    return Run(seconds, t, steps_at, np.stack([e["sharpness"][0] for e in evs]).astype(np.float64),
+               [int(e["sharpness_hvps"][0]) for e in evs], np.asarray([float(e["train_loss"][0]) for e in evs]),
                step_loss, {s: torch_order(jax.tree_util.tree_map(lambda a: a[0], p)) for s, p in flat.items()},
                init_hvps=int(res.num_hvps), step_hvps=step_hvps)
 

@@ -239,13 +239,13 @@ def time_modes(cfg: Config, modes: list[Mode], log) -> None:
 def mode_hvps(m: Mode, cfg: Config) -> dict:
     """Sharpness HVPs of a timed run of (b) or (c): init cold solve + evaluations + per-step updates."""
     out = m.out
-    ev = out.eval_series("hvps")[:, 0].astype(int)
+    ev = out.eval_series("sharpness_hvps")[:, 0].astype(int)
     init = init_hvps(m.trainer)
     res = dict(init=init, evals=int(ev.sum()), eval_median=float(np.median(ev)), eval_max=int(ev.max()),
                evals_at_budget=int(np.sum(ev >= cfg.max_hvps)), n_evals=len(ev), updates=1 + len(ev))
     total = init + int(ev.sum())
     if m.trainer.cfg.probes.every_step:
-        st = out.step_series("hvps")[0].astype(int)
+        st = out.step_series("sharpness_hvps")[0].astype(int)
         res.update(step_mean=float(st.mean()), step_median=float(np.median(st)), step_max=int(st.max()),
                    steps_at_budget=int(np.sum(st >= cfg.max_hvps)), updates=1 + len(ev) + len(st))
         total += int(st.sum())
@@ -274,13 +274,13 @@ def accuracy(modes: dict[str, Mode], cfg: Config, log) -> dict:
     log("cold solves at (b)'s iterates done")
     cold_c = cold_values(modes["c"].trainer, c.params, cfg)
     log("cold solves at (c)'s iterates done")
-    b_eval = b.eval_series("eigenvalues")[:, 0, 0]
-    b_res = b.eval_series("residual")[:, 0]
-    b_hv = b.eval_series("hvps")[:, 0]
-    c_eval = c.eval_series("eigenvalues")[:, 0, 0]
-    c_hv = c.eval_series("hvps")[:, 0]
-    c_step = c.step_series("eigenvalues")[0, :, 0]  # value recorded for step s (at theta_s), s = 0..steps-1
-    c_step_hv = c.step_series("hvps")[0]
+    b_eval = b.eval_series("sharpness")[:, 0, 0]
+    b_res = b.eval_series("sharpness_residual")[:, 0]
+    b_hv = b.eval_series("sharpness_hvps")[:, 0]
+    c_eval = c.eval_series("sharpness")[:, 0, 0]
+    c_hv = c.eval_series("sharpness_hvps")[:, 0]
+    c_step = c.step_series("sharpness")[0, :, 0]  # value recorded for step s (at theta_s), s = 0..steps-1
+    c_step_hv = c.step_series("sharpness_hvps")[0]
     a_params = modes["a"].out.params
     points = []
     for i, t in enumerate(c.eval_steps):
@@ -306,7 +306,7 @@ def accuracy(modes: dict[str, Mode], cfg: Config, log) -> dict:
     # every-step series: how much the tracked value moves between consecutive steps (near EoS it oscillates)
     return dict(points=points, c_max=max(c_rel), c_median=statistics.median(c_rel), b_max=max(b_rel),
                 b_median=statistics.median(b_rel), n_points=len(points),
-                c_not_converged_steps=int(np.sum(c.step_series("residual")[0] > cfg.tol * np.abs(c_step))),
+                c_not_converged_steps=int(np.sum(c.step_series("sharpness_converged")[0] == 0)),
                 cold_max_rel_residual=max(v["rel_residual"] for v in cold_c.values()))
 
 
@@ -322,7 +322,7 @@ def variants(cfg: Config, modes: dict[str, Mode], acc: dict, log) -> list[dict]:
     if start not in c.out.carries:
         return []
     i0 = c.out.eval_steps.index(start)
-    hv = c.out.step_series("hvps")[0, start:]
+    hv = c.out.step_series("sharpness_hvps")[0, start:]
     rels = [r for p in acc["points"] if p["t"] > start
             for r in (p["c_eval_rel"], p["c_step_rel"]) if r is not None]
     rows = [dict(tol=cfg.tol, max_hvps=cfg.max_hvps, default=True, seconds=sum(c.out.chunk_seconds[i0:]),
@@ -332,10 +332,10 @@ def variants(cfg: Config, modes: dict[str, Mode], acc: dict, log) -> list[dict]:
         trainer = Trainer(run_config(cfg, lrs=(cfg.eta,), k=cfg.k, every_step=True, tol=tol, max_hvps=max_hvps))
         run_loop(trainer, start + cfg.eval_every, carry=c.out.carries[start], start=start)  # compile
         out = run_loop(trainer, cfg.steps, carry=c.out.carries[start], start=start)
-        hv = out.step_series("hvps")[0]
+        hv = out.step_series("sharpness_hvps")[0]
         cold = cold_values(trainer, {t: out.params[t] for t in out.eval_steps if t > start}, cfg)
-        evs = out.eval_series("eigenvalues")[:, 0, 0]
-        steps_v = out.step_series("eigenvalues")[0, :, 0]  # index s - start
+        evs = out.eval_series("sharpness")[:, 0, 0]
+        steps_v = out.step_series("sharpness")[0, :, 0]  # index s - start
         rels = []
         for i, t in enumerate(out.eval_steps):
             if t in cold:
@@ -366,14 +366,14 @@ def ensemble(cfg: Config, log) -> dict:
     joint, joint_setup = setup(etas)
     out = run_loop(joint, steps)
     log(f"ensemble vmapped: {out.seconds:.1f} s")
-    hv = out.eval_series("hvps")  # (evals, members)
+    hv = out.eval_series("sharpness_hvps")  # (evals, members)
     sep_seconds, sep_setup, sep_hv = [], [], []
     for eta in etas:
         tr, s = setup((eta,))
         o = run_loop(tr, steps)
         sep_seconds.append(o.seconds)
         sep_setup.append(s)
-        sep_hv.append(o.eval_series("hvps")[:, 0])
+        sep_hv.append(o.eval_series("sharpness_hvps")[:, 0])
         log(f"ensemble separate eta={eta}: {o.seconds:.1f} s")
     return dict(etas=list(etas), steps=steps, vmapped_seconds=out.seconds, separate_seconds=sep_seconds,
                 separate_total=sum(sep_seconds), ratio=out.seconds / sum(sep_seconds),

@@ -252,8 +252,10 @@ def cmd_spectrum(args) -> int:
     paths = save_figure(ax.figure, out / "spectral_density")
     print(f"{cfg.model.name} {list(cfg.model.widths)} on {cfg.data.name}, loss {cfg.loss.name}, at initialisation")
     print(f"top {args.k} eigenvalues: " + ", ".join(f"{v:.5g}" for v in top.eigenvalues)
-          + f"  ({int(top.num_hvps)} HVPs, max residual {float(top.residuals.max()):.2g})")
-    print(f"most negative eigenvalue: {float(bottom.eigenvalues[0]):.5g}")
+          + f"  ({int(top.num_hvps)} HVPs, error estimate {float(top.errors.max()):.2g}, "
+            f"residual bound {float(top.residuals.max()):.2g}" + ("" if bool(top.converged) else ", NOT CONVERGED") + ")")
+    print(f"most negative eigenvalue: {float(bottom.eigenvalues[0]):.5g}"
+          + f"  (error estimate {float(bottom.errors[0]):.2g}" + ("" if bool(bottom.converged) else ", NOT CONVERGED") + ")")
     print(f"trace (Hutch++, 99 HVPs): {float(trace.value):.5g} ± {float(trace.stderr):.2g}")
     print("wrote " + ", ".join(map(str, paths)))
     return 0

@@ -18,7 +18,8 @@ size.  Unknown keys, wrong types and invalid values raise
                 conjugate_beta, sigma, ema (see eoslab.optimizers)
     [train]     steps, eval_every, stop_loss, stop_accuracy, diverge_above,
                 chunk_size, checkpoint_every, dtype
-    [probes]    sharpness_k, sharpness_subset, every_step, tol, max_hvps, step_curvature,
+    [probes]    sharpness_k, sharpness_subset, every_step, tol, max_hvps, eval_max_hvps,
+                refresh_every, jump, step_curvature,
                 line_points
 """
 from __future__ import annotations
@@ -109,8 +110,11 @@ class ProbeConfig:
     sharpness_k: int = 1  # top-k eigenvalues (0: no sharpness)
     sharpness_subset: int = 0  # first n training examples (0: the full training set)
     every_step: bool = False  # track the sharpness at every step (warm-started)
-    tol: float = 1e-3  # relative residual bound: |error| <= tol * sharpness (typically far smaller)
-    max_hvps: int = 20  # budget of one warm-started sharpness update
+    tol: float = 1e-4  # eigenvalue accuracy: a solve stops when its error estimate is <= tol * sharpness
+    max_hvps: int = 20  # budget of one every-step (warm-started) sharpness update
+    eval_max_hvps: int = 0  # budget of an eval-step (and initial) solve (0: min(dim, max(100, 20 k)))
+    refresh_every: int = 500  # steps between cold checks of the tracked eigenvalue at eval steps (0: never)
+    jump: float = 0.1  # a relative change of the tracked value above this triggers a cold check
     step_curvature: bool = False  # eta_t * u.Hu/|u|^2 along every step u (one HVP per step)
     line_points: int = 0  # loss barrier: max training loss at this many points on theta_0 -> theta_T (0: off)
 
@@ -301,6 +305,10 @@ def validate(cfg: RunConfig) -> None:
         (cfg.probes.tol > 0, "probes.tol", "must be > 0"),
         (cfg.probes.max_hvps >= max(1, cfg.probes.sharpness_k), "probes.max_hvps",
          "must be at least probes.sharpness_k"),
+        (cfg.probes.eval_max_hvps == 0 or cfg.probes.eval_max_hvps >= max(1, cfg.probes.sharpness_k),
+         "probes.eval_max_hvps", "must be 0 (the default budget) or at least probes.sharpness_k"),
+        (cfg.probes.refresh_every >= 0, "probes.refresh_every", "must be >= 0 (0 turns scheduled cold checks off)"),
+        (cfg.probes.jump > 0, "probes.jump", "must be > 0 (a relative change, e.g. 0.1)"),
         (cfg.data.n_train >= 0 and cfg.data.n_test >= 0, "data.n_train", "and data.n_test must be >= 0"),
         (all(w >= 1 for w in cfg.model.widths), "model.widths", "must all be >= 1"),
         (cfg.model.bias in (True, False, "auto"), "model.bias", "must be true, false or \"auto\""),

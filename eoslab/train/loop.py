@@ -14,14 +14,23 @@ Metrics (one series per member, at step t meaning "at theta_t"):
 * ``train_loss``, ``train_accuracy``, ``test_loss``, ``test_accuracy``: at eval steps;
 * ``sharpness`` (and ``sharpness_2`` ... for k > 1): top Hessian eigenvalues of
   the training loss (or its fixed subset), warm-started tracker, at eval steps
-  or every step; ``sharpness_residual`` and ``sharpness_hvps`` say how
-  accurate and costly each estimate was;
+  or every step; ``sharpness_error`` (the largest eigenvalue error estimate of
+  the solve), ``sharpness_converged`` (1 when every estimate met
+  ``probes.tol`` relative, else 0: the value is budget-capped), ``sharpness_residual``
+  (the rigorous residual bound) and ``sharpness_hvps`` say how accurate and
+  costly each estimate was.  Eval-step solves have the budget
+  ``probes.eval_max_hvps`` (every-step ones the small ``probes.max_hvps``), and
+  run a cold check (a solve from a random block; the larger top value is kept)
+  every ``probes.refresh_every`` steps and whenever the tracked value jumped by
+  more than ``probes.jump`` or a solve did not converge
+  (:class:`~eoslab.curvature.SharpnessTracker`);
 * ``effective_sharpness`` = lambda_1(P_t^{-1} H), P_t the rule's preconditioner
   (:mod:`eoslab.optimizers`, step size included): for the SGD family
   (P = I / eta) it is lr * sharpness; for adaptive rules (diagonal P_t read from
   the optimizer state after the step that produced theta_t) a second
   warm-started tracker on P^{-1/2} H P^{-1/2} measures it, at the same steps as
-  ``sharpness`` (not at step 0, where no P exists yet);
+  ``sharpness`` (not at step 0, where no P exists yet); ``effective_sharpness_error``
+  and ``effective_sharpness_converged`` certify it as for ``sharpness``;
 * ``edge_ratio`` = effective sharpness / effective threshold (1: at the edge of
   stability; for the SGD family equal to sharpness / raw threshold), ``threshold``
   (the raw-sharpness threshold for the SGD family, the effective one for adaptive
@@ -57,6 +66,7 @@ import numpy as np
 import optax
 
 from eoslab.curvature import SharpnessTracker, hvp
+from eoslab.curvature.eigen import default_max_hvps
 from eoslab.optimizers import get_rule
 from eoslab.store import RunStore, config_hash
 from eoslab.train.checkpoint import load_checkpoint, save_checkpoint
@@ -120,10 +130,17 @@ class Trainer:
         self.relative_lr = cfg.optimizer.lr_units == "1/lambda0"
         self.thresholds, self.effective_thresholds = self.thresholds_for(cfg.lrs)
         p = cfg.probes
-        self.tracker = (SharpnessTracker(k=p.sharpness_k, tol=p.tol, max_hvps=p.max_hvps)
-                        if p.sharpness_k > 0 else None)
-        self.ptracker = (SharpnessTracker(k=1, tol=p.tol, max_hvps=p.max_hvps)
-                         if self.tracker is not None and self.rule.adaptive else None)
+        eval_budget = p.eval_max_hvps or None  # None: the solver's default for the dimension
+        dim = sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(
+            jax.eval_shape(self.problem.model.init, jax.random.PRNGKey(0))))
+        trackers = lambda k: (SharpnessTracker(k=k, tol=p.tol, max_hvps=p.max_hvps, cold_max_hvps=eval_budget,
+                                               jump=p.jump),
+                              SharpnessTracker(k=k, tol=p.tol, max_hvps=eval_budget or default_max_hvps(dim, k),
+                                               cold_max_hvps=eval_budget, jump=p.jump))
+        # every-step tracker (small budget, no cold branch) and eval-step tracker (full budget, cold checks)
+        self.tracker, self.eval_tracker = trackers(p.sharpness_k) if p.sharpness_k > 0 else (None, None)
+        self.ptracker, self.eval_ptracker = (trackers(1) if self.tracker is not None and self.rule.adaptive
+                                             else (None, None))
         self._chunk = jax.jit(self._chunk_impl)
         self._eval = jax.jit(self._eval_impl)
         self._line = jax.jit(self._line_impl)
@@ -169,7 +186,8 @@ class Trainer:
         if self.tracker is not None:
             return tracker_state.eigenvalues[0]
         from eoslab.curvature import top_eigenpairs
-        return top_eigenpairs(self.problem.sharpness_loss, params, 1, tol=self.cfg.probes.tol).eigenvalues[0]
+        return top_eigenpairs(self.problem.sharpness_loss, params, 1, tol=self.cfg.probes.tol,
+                              max_hvps=self.cfg.probes.eval_max_hvps or None).eigenvalues[0]
 
     def init_carry(self, lrs=None, seeds=None) -> Carry:
         """The carry at step 0 of members with step sizes (or c) ``lrs`` and ``seeds`` (default: the config's).
@@ -264,13 +282,13 @@ class Trainer:
         tracker_state = carry.tracker
         if track:
             tracker_state = _where(active, new_ts, carry.tracker)
-            outs.update(eigenvalues=res.eigenvalues, residual=jnp.max(res.residuals), hvps=res.num_hvps)
+            outs.update(_solve_outs(res))
         ptracker_state = carry.ptracker
         if self.ptracker is not None and cfg.probes.every_step:
             pres, new_ps = self.ptracker.update(prob.sharpness_loss, carry.params, carry.ptracker,
                                                 precond=self.preconditioner(carry.opt_state, lr))
             ptracker_state = _where(active, new_ps, carry.ptracker)
-            outs.update(effective_sharpness=pres.eigenvalues[0], effective_sharpness_residual=pres.residuals[0])
+            outs.update(_solve_outs(pres, "effective_sharpness"))
         updates, opt_state = self._update(carry.params, carry.opt_state, lr, loss, grads, loss_fn)
         if self.rule.tuner:
             outs.update(self._tuner_outs(updates, opt_state, grads, carry.params, loss_fn))
@@ -288,7 +306,7 @@ class Trainer:
             return jax.lax.scan(lambda cc, t: self._step(cc, t), c, ts)
         return jax.vmap(member)(carry)
 
-    def _eval_impl(self, carry: Carry, t):
+    def _eval_impl(self, carry: Carry, t, refresh):
         prob = self.problem
 
         def member(c):
@@ -303,13 +321,13 @@ class Trainer:
         def solves(c):
             m = {}
             if self.tracker is not None:
-                res, ts = self.tracker.update(prob.sharpness_loss, c.params, c.tracker)
-                m.update(eigenvalues=res.eigenvalues, residual=jnp.max(res.residuals), hvps=res.num_hvps)
+                res, ts = self.eval_tracker.update(prob.sharpness_loss, c.params, c.tracker, refresh=refresh)
+                m.update(_solve_outs(res))
                 c = c._replace(tracker=_where(c.active, ts, c.tracker))
             if self.ptracker is not None:
-                pres, ps = self.ptracker.update(prob.sharpness_loss, c.params, c.ptracker,
-                                                precond=self.preconditioner(c.opt_state, c.lr))
-                m.update(effective_sharpness=pres.eigenvalues[0], effective_sharpness_residual=pres.residuals[0])
+                pres, ps = self.eval_ptracker.update(prob.sharpness_loss, c.params, c.ptracker,
+                                                     precond=self.preconditioner(c.opt_state, c.lr), refresh=refresh)
+                m.update(_solve_outs(pres, "effective_sharpness"))
                 c = c._replace(ptracker=_where(c.active, ps, c.ptracker))
             return m, c
 
@@ -351,9 +369,15 @@ class Trainer:
         ts = jnp.arange(start, start + length, dtype=jnp.int32)
         return self._chunk(carry, ts)
 
-    def evaluate(self, carry: Carry, t: int = 0):
-        """Probes at the parameters of ``carry``, which has taken ``t`` steps (outputs, carry)."""
-        return self._eval(carry, jnp.asarray(t, jnp.int32))
+    def evaluate(self, carry: Carry, t: int = 0, previous: int | None = None):
+        """Probes at the parameters of ``carry``, which has taken ``t`` steps (outputs, carry).
+
+        ``previous``: the step of the previous evaluation; the eigensolves run a
+        cold check when a multiple of ``probes.refresh_every`` lies in (previous, t].
+        """
+        every = self.cfg.probes.refresh_every
+        refresh = previous is not None and every > 0 and t // every > previous // every
+        return self._eval(carry, jnp.asarray(t, jnp.int32), jnp.asarray(refresh))
 
     def line_probe(self, carry: Carry) -> dict:
         """``line_max_loss`` per member: the highest training loss on the segment from theta_0 to theta (the loss barrier)."""
@@ -362,18 +386,21 @@ class Trainer:
         return self._line(carry)
 
 
+def _solve_outs(res, name: str = "sharpness") -> dict:
+    """The record of one eigensolve: values, and the certificate of the solve (over its k pairs)."""
+    values = res.eigenvalues if name == "sharpness" else res.eigenvalues[0]
+    return {name: values, f"{name}_error": jnp.max(res.errors), f"{name}_residual": jnp.max(res.residuals),
+            f"{name}_converged": res.converged.astype(values.dtype), f"{name}_hvps": res.num_hvps}
+
+
 def _member_rows(outs: dict, member: int, steps: np.ndarray, k: int) -> dict:
     """Scan or eval outputs of one member as {metric: (steps, values)}."""
     rows = {}
     for key, arr in outs.items():
         a = np.asarray(arr[member], dtype=np.float64)  # metrics are stored as float64
-        if key == "eigenvalues":
+        if key == "sharpness":
             for i, name in enumerate(_sharpness_names(k)):
                 rows[name] = (steps, a[..., i].reshape(-1))
-        elif key == "residual":
-            rows["sharpness_residual"] = (steps, a.reshape(-1))
-        elif key == "hvps":
-            rows["sharpness_hvps"] = (steps, a.reshape(-1).astype(float))
         else:
             rows[key] = (steps, a.reshape(-1))
     return rows
@@ -516,7 +543,7 @@ def run_loop(trainer: Trainer, carry: Carry, start: int, emit: Callable[[list[di
                 if k > 0 and cfg.probes.every_step:
                     _edge_rows(rows, trainer, info, i)
             t += length
-            ev, carry = trainer.evaluate(carry, t)
+            ev, carry = trainer.evaluate(carry, t, previous=t - length)
             emit(chunk_rows)
             emit(eval_rows(t, ev))
             carry = _apply_stops(cfg, carry, ev)
@@ -540,11 +567,12 @@ def _edge_rows(rows: dict, trainer: Trainer, info: MemberInfo, i: int) -> None:
     """Add ``effective_sharpness`` (SGD family: lr * sharpness) and ``edge_ratio`` to one member's rows."""
     if trainer.rule.tuner:  # eval rows carry the probed eta_t, per-step rows the scan's own eta_t
         steps, lam = rows["sharpness"]
-        eff = rows["tuned_step_size" if "tuned_step_size" in rows else "step_size"][1] * lam
-        rows["effective_sharpness"] = (steps, eff)
-        rows["edge_ratio"] = (steps, eff / info.effective_thresholds[i])
+        eta = rows["tuned_step_size" if "tuned_step_size" in rows else "step_size"][1]
+        _scaled_effective(rows, eta)
+        rows["edge_ratio"] = (steps, rows["effective_sharpness"][1] / info.effective_thresholds[i])
     elif trainer.rule.adaptive:
-        for key in ("effective_sharpness", "effective_sharpness_residual"):
+        for key in ("effective_sharpness", "effective_sharpness_residual", "effective_sharpness_error",
+                    "effective_sharpness_converged", "effective_sharpness_hvps"):
             steps, vals = rows[key]
             keep = steps > 0  # no preconditioner exists before the first step
             rows[key] = (steps[keep], vals[keep])
@@ -552,8 +580,16 @@ def _edge_rows(rows: dict, trainer: Trainer, info: MemberInfo, i: int) -> None:
         rows["edge_ratio"] = (steps, eff / info.effective_thresholds[i])
     else:
         steps, lam = rows["sharpness"]
-        rows["effective_sharpness"] = (steps, info.lrs[i] * lam)
+        _scaled_effective(rows, info.lrs[i])
         rows["edge_ratio"] = (steps, lam / info.thresholds[i])
+
+
+def _scaled_effective(rows: dict, eta) -> None:
+    """``effective_sharpness`` = eta * sharpness (P = I / eta), its error eta * error, the same certificate."""
+    steps, lam = rows["sharpness"]
+    rows["effective_sharpness"] = (steps, eta * lam)
+    rows["effective_sharpness_error"] = (steps, np.abs(eta) * rows["sharpness_error"][1])
+    rows["effective_sharpness_converged"] = rows["sharpness_converged"]
 
 
 def _curvature_along(loss_fn: Callable, params, u) -> jax.Array:
@@ -576,11 +612,11 @@ def _postfix(ev: dict, thresholds: list[float], k: int) -> str:
     for i, thr in enumerate(thresholds):
         s = f"loss {float(ev['train_loss'][i]):.4g}"
         if "tuned_step_size" in ev and k > 0:
-            s += f" ηλ1 {float(ev['tuned_step_size'][i] * ev['eigenvalues'][i][0]):.4g}/2"
+            s += f" ηλ1 {float(ev['tuned_step_size'][i] * ev['sharpness'][i][0]):.4g}/2"
         elif "effective_sharpness" in ev:
             s += f" λ1(P⁻¹H) {float(ev['effective_sharpness'][i]):.4g}/{thr:.3g}"
         elif k > 0:
-            s += f" λ1 {float(ev['eigenvalues'][i][0]):.4g}/{thr:.3g}"
+            s += f" λ1 {float(ev['sharpness'][i][0]):.4g}/{thr:.3g}"
         parts.append(s)
     return " | ".join(parts)
 

@@ -29,6 +29,9 @@ def test_defaults_and_lists(tiny):
     ({"loss": {"name": "hinge"}}, "unknown loss"),
     ({"model": {"widths": [32, 0]}}, "model.widths"),
     ({"probes": {"every_step": 1}}, "expected true or false"),
+    ({"probes": {"eval_max_hvps": -3}}, "probes.eval_max_hvps=-3 must be 0"),
+    ({"probes": {"refresh_every": -1}}, "probes.refresh_every=-1 must be >= 0"),
+    ({"probes": {"jump": 0.0}}, "probes.jump=0.0 must be > 0"),
 ])
 def test_bad_configs_raise_one_sentence(tiny, patch, match):
     for section, values in patch.items():

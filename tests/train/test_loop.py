@@ -17,7 +17,11 @@ def test_metrics_and_sharpness_against_a_cold_solve(tmp_path, tiny):
         s, lam = res.series(i, "sharpness")
         np.testing.assert_array_equal(s, [0, 20, 40, 60])
         np.testing.assert_allclose(res.series(i, "edge_ratio")[1], lam / (2 / cfg.lrs[i]), rtol=1e-12)
-        assert np.all(res.series(i, "sharpness_residual")[1] <= 1e-4 * lam + 1e-6)
+        # every stored value is certified: converged, error estimate within probes.tol, below the residual bound
+        np.testing.assert_array_equal(res.series(i, "sharpness_converged")[1], 1.0)
+        err = res.series(i, "sharpness_error")[1]
+        assert np.all(err <= 1e-4 * lam) and np.all(err <= res.series(i, "sharpness_residual")[1] * (1 + 1e-6))
+        np.testing.assert_allclose(res.series(i, "effective_sharpness_error")[1], cfg.lrs[i] * err, rtol=1e-12)
     # the final tracked sharpness equals a cold solve at the saved final parameters
     trainer = Trainer(cfg)
     z = np.load(tmp_path / "params" / f"run-{res.run_ids[0]}.npz")
@@ -30,6 +34,22 @@ def test_metrics_and_sharpness_against_a_cold_solve(tmp_path, tiny):
     np.testing.assert_allclose(res.series(0, "sharpness")[1][-1], cold.eigenvalues[0], rtol=2e-4)
     # full-batch GD: the per-step loss at step 20 is the eval train loss at step 20
     np.testing.assert_allclose(res.series(0, "loss")[1][20], res.series(0, "train_loss")[1][1], rtol=1e-5)
+
+
+def test_budget_capped_solves_are_stored_as_unconverged_and_refreshes_are_scheduled(tmp_path, tiny):
+    tiny["probes"].update(tol=1e-9, eval_max_hvps=3)  # far too small a budget for 1e-9
+    res = train(config_from_dict(tiny), results_dir=tmp_path, progress=False)
+    for i in range(2):
+        np.testing.assert_array_equal(res.series(i, "sharpness_converged")[1], 0.0)
+        s, lam = res.series(i, "sharpness")
+        assert np.all(res.series(i, "sharpness_error")[1] > 1e-9 * lam)
+    # with room, every eval converges; a cold check every 40 steps costs extra products at step 40 only
+    tiny["probes"].update(tol=1e-4, eval_max_hvps=0, refresh_every=40)
+    tiny["optimizer"]["lr"] = [0.1]
+    res = train(config_from_dict(tiny), results_dir=tmp_path / "b", progress=False)
+    np.testing.assert_array_equal(res.series(0, "sharpness_converged")[1], 1.0)
+    steps, hvps = res.series(0, "sharpness_hvps")
+    assert hvps[list(steps).index(40)] > max(hvps[list(steps).index(20)], hvps[list(steps).index(60)])
 
 
 def test_divergence_is_a_recorded_result(tmp_path, tiny):
