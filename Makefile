@@ -24,10 +24,10 @@ demo: $(VENV)/.installed
 
 # Two pytest workers (one per core): the suite is dominated by single-threaded XLA compilation.
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=15
 
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest -q -n 2 -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist worksteal -m "not slow"
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .jax_cache

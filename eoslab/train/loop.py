@@ -177,8 +177,9 @@ class Trainer:
         if self.tracker is not None:
             _, tracker_state = self.tracker.init(prob.sharpness_loss, params, key=jax.random.PRNGKey(seed + 1))
         if self.ptracker is not None:  # warm start: the top eigenvector of H (P_0 is a scalar)
+            guard = tracker_state.vectors[1] if self.tracker.k > 1 else tracker_state.guard  # the next eigenvector
             ptracker_state = tracker_state._replace(vectors=tracker_state.vectors[:1],
-                                                    eigenvalues=tracker_state.eigenvalues[:1])
+                                                    eigenvalues=tracker_state.eigenvalues[:1], guard=guard)
         return params, tracker_state, ptracker_state
 
     def initial_sharpness(self, params, tracker_state) -> jax.Array:
