@@ -175,14 +175,17 @@ def ritz_vectors(kr: BlockKrylov, r: Ritz) -> jax.Array:
 
 
 def block_lanczos(matvec: Callable[[jax.Array], jax.Array], start_block: jax.Array, max_steps: int, *,
-                  k: int = 1, tol: float = 0.0, key: jax.Array | None = None) -> BlockKrylov:
+                  k: int = 1, tol: float = 0.0, key: jax.Array | None = None,
+                  restart: bool = True) -> BlockKrylov:
     """Block Lanczos from the rows of ``start_block`` (b, n), at most ``max_steps`` products.
 
     With ``tol > 0`` it stops once the ``k`` largest Ritz pairs have error
     estimates <= tol * max|theta| (tested at every step up to 32, then about
     every m/16 steps); it also stops when the space is exhausted and after a
     non-finite product.  ``key`` draws the random directions that replace
-    vanished ones (default PRNGKey(0)).
+    vanished ones (default PRNGKey(0)); with ``restart=False`` a vanished
+    direction is not replaced and the run ends on an invariant subspace (what
+    Gauss quadrature wants: :func:`~eoslab.curvature.lanczos.tridiag_sym`).
     """
     b = start_block.shape[0]
     eps = jnp.finfo(start_block.dtype).eps
@@ -209,12 +212,12 @@ def block_lanczos(matvec: Callable[[jax.Array], jax.Array], start_block: jax.Arr
         beta = jnp.linalg.norm(w)
         vanished = beta <= 100 * eps * hq
         fresh, fresh_ok = _random_direction(kr.basis, count, jax.random.fold_in(step_key, j))
-        new_valid = jnp.where(vanished, fresh_ok, True) & kr.valid[j]
+        new_valid = jnp.where(vanished, fresh_ok & restart, True) & kr.valid[j]
         new = jnp.where(vanished, fresh, w / jnp.where(vanished, 1.0, beta))
         coeffs = kr.coeffs.at[:, j].set(h).at[count, j].set(jnp.where(vanished, 0.0, beta))
         kr = BlockKrylov(kr.basis.at[count].set(jnp.where(new_valid, new, 0.0)), coeffs,
                          kr.valid.at[count].set(new_valid), j + 1,
-                         kr.num_restarts + (vanished & fresh_ok).astype(jnp.int32), kr.finite & finite)
+                         kr.num_restarts + (vanished & new_valid).astype(jnp.int32), kr.finite & finite)
         m = j + 1
         exhausted = ~jnp.any(jax.lax.dynamic_slice_in_dim(kr.valid, m, b))  # nothing pending: invariant
         done = exhausted | ~kr.finite

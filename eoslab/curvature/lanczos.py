@@ -3,14 +3,12 @@
 Small composable pieces of numerical linear algebra on flat vectors:
 
 * :func:`tridiag_sym` runs the Lanczos process A Q_m = Q_m T_m + b_m q_{m+1} e_m^T
-  for a symmetric ``matvec``, reorthogonalising every new vector against the
-  whole basis twice (classical Gram-Schmidt twice is enough, Giraud et al.
-  2005), so the basis stays orthonormal to working precision and no spurious
-  copies of converged eigenvalues appear.  It can stop early once the ``k``
-  largest Ritz values have converged: the residual of a Ritz pair
-  (theta_i, y_i = Q_m s_i) is exactly ||A y_i - theta_i y_i|| = |b_m s_{m,i}|
-  (Parlett, *The Symmetric Eigenvalue Problem*, 13.1), and the eigenvalue error
-  is at most that residual (and about residual^2 / gap once it is small).
+  for a symmetric ``matvec`` (the single-vector case of
+  :mod:`eoslab.curvature.block_lanczos`, which reorthogonalises every new
+  vector against the whole basis twice), for Gauss quadrature (spectral
+  densities).  The residual of a Ritz pair (theta_i, y_i = Q_m s_i) is exactly
+  ||A y_i - theta_i y_i|| = |b_m s_{m,i}| (Parlett, *The Symmetric Eigenvalue
+  Problem*, 13.1).  The eigensolvers use the block process directly.
 * :func:`ritz_pairs` takes the ``k`` largest eigenpairs of T_m.
 
 Everything has fixed shapes (buffers of ``max_steps`` vectors), uses a bounded
@@ -25,6 +23,8 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from eoslab.curvature.block_lanczos import block_lanczos
 
 
 class Tridiag(NamedTuple):
@@ -74,73 +74,17 @@ def ritz_vectors(tri: Tridiag, pairs: RitzPairs) -> jax.Array:
     return pairs.coeffs.T @ q
 
 
-def tridiag_sym(
-    matvec: Callable[[jax.Array], jax.Array],
-    v0: jax.Array,
-    max_steps: int,
-    *,
-    k: int = 1,
-    tol: float = 0.0,
-) -> Tridiag:
-    """Lanczos with full reorthogonalisation, from start vector ``v0``.
+def tridiag_sym(matvec: Callable[[jax.Array], jax.Array], v0: jax.Array, max_steps: int) -> Tridiag:
+    """Lanczos with full reorthogonalisation from ``v0``: the tridiagonal T_m of at most ``max_steps`` steps.
 
-    Runs at most ``max_steps`` matvecs.  With ``tol > 0`` it stops as soon as
-    the ``k`` largest Ritz pairs all have residual <= tol * max|theta| (a
-    relative residual: the eigenvalue error is at most that much relative to
-    the spectral radius).  The test runs at every step up to 32 steps and
-    then about every m/16 steps.  It also stops when the Krylov space becomes
-    invariant (breakdown), in which case the Ritz values are exact, and after
-    a non-finite product (NaN or inf: the Ritz values are then NaN).
+    The single-vector case of :func:`~eoslab.curvature.block_lanczos.block_lanczos`
+    without restarts: it stops early when the Krylov space becomes invariant
+    (breakdown; T_m is then exact on that space) or after a non-finite product.
     """
-    n = v0.shape[0]
-    dtype = v0.dtype
-    eps = jnp.finfo(dtype).eps
-    q0 = v0 / jnp.linalg.norm(v0)
-    basis = jnp.zeros((max_steps + 1, n), dtype).at[0].set(q0)
-    zeros = jnp.zeros((max_steps,), dtype)
-    init = Tridiag(basis, zeros, zeros, jnp.asarray(0, jnp.int32), jnp.asarray(False))
-
-    def converged(coeffs):  # only the small tridiagonal enters the branch, never the basis
-        alpha, beta, m, breakdown = coeffs
-        pairs = ritz_pairs(Tridiag(None, alpha, beta, m, breakdown), k)
-        scale = jnp.max(jnp.abs(pairs.values))
-        return (m >= k) & jnp.all(pairs.residuals <= tol * scale)
-
-    def cond(carry):
-        tri, done = carry
-        return (tri.num_steps < max_steps) & ~done
-
-    def body(carry):
-        tri, _ = carry
-        j = tri.num_steps
-        q = tri.basis[j]
-        w = matvec(q)
-        a = jnp.vdot(q, w)
-        hq_norm = jnp.linalg.norm(w)
-        mask = (jnp.arange(max_steps + 1) <= j).astype(dtype)
-        for _ in range(2):  # Gram-Schmidt twice against the whole basis
-            w = w - tri.basis.T @ (mask * (tri.basis @ w))
-        b = jnp.linalg.norm(w)
-        breakdown = b <= 100 * eps * hq_norm
-        q_next = jnp.where(breakdown, jnp.zeros_like(w), w / jnp.where(breakdown, 1.0, b))
-        new = Tridiag(
-            tri.basis.at[j + 1].set(q_next),
-            tri.alpha.at[j].set(a),
-            tri.beta.at[j].set(jnp.where(breakdown, 0.0, b)),
-            j + 1,
-            breakdown,
-        )
-        # a non-finite product (NaN or inf parameters: a diverged run) ends the iteration: nothing more is learned,
-        # and under vmap one such member would otherwise keep the whole batch iterating to max_steps
-        done = breakdown | ~jnp.isfinite(a) | ~jnp.isfinite(b)
-        if tol > 0:
-            m = j + 1
-            # test every step up to 32, then about every m/16 steps (<= 6% extra matvecs),
-            # so long runs do not pay a dense eigh of the buffer at every step
-            check = (m >= k) & ((m <= 32) | (m % jnp.maximum(1, m // 16) == 0))
-            coeffs = (new.alpha, new.beta, new.num_steps, new.breakdown)
-            done = done | jax.lax.cond(check, converged, lambda _: jnp.asarray(False), coeffs)
-        return new, done
-
-    tri, _ = jax.lax.while_loop(cond, body, (init, jnp.asarray(False)))
-    return tri
+    kr = block_lanczos(matvec, v0[None], max_steps, restart=False)
+    m = kr.num_steps
+    idx = jnp.arange(max_steps)
+    alpha = jnp.where(idx < m, kr.coeffs[idx, idx], 0.0)
+    beta = jnp.where(idx < m, kr.coeffs[idx + 1, idx], 0.0)
+    breakdown = ~kr.valid[m] & kr.finite
+    return Tridiag(kr.basis, alpha, beta, m, breakdown)

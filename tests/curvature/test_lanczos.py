@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from eoslab.curvature import ritz_pairs, ritz_vectors, tridiag_sym
+from eoslab.curvature.block_lanczos import block_lanczos, ritz, ritz_converged
 
 
 def _sym(n, seed=0):
@@ -48,11 +49,20 @@ def test_breakdown_on_low_rank_start():
 def test_early_stop_meets_tolerance():
     d = jnp.concatenate([jnp.array([10.0, 7.0]), jnp.linspace(-1, 1, 200)])
     a = jnp.diag(d)
-    tri = tridiag_sym(lambda v: a @ v, jnp.ones(202, jnp.float64), 150, k=1, tol=1e-8)
-    pairs = ritz_pairs(tri, 1)
-    assert int(tri.num_steps) < 150
-    assert float(pairs.residuals[0]) <= 1e-8 * 10.0 * (1 + 1e-12)
-    assert abs(float(pairs.values[0]) - 10.0) <= float(pairs.residuals[0])
+    kr = block_lanczos(lambda v: a @ v, jnp.ones((1, 202), jnp.float64), 150, k=1, tol=1e-8)
+    r = ritz(kr, 1, 1)
+    assert int(kr.num_steps) < 150 and bool(ritz_converged(r, 1, 1e-8))
+    assert abs(float(r.values[0]) - 10.0) <= 1e-8 * 10.0 * (1 + 1e-9)  # the estimate met tol, and so did the error
+    assert abs(float(r.values[0]) - 10.0) <= float(r.residuals[0])
+
+
+def test_tridiag_view_equals_the_block_process_with_one_vector():
+    a = _sym(50, 2)
+    v0 = jnp.ones(50, jnp.float64)
+    tri = tridiag_sym(lambda v: a @ v, v0, 20)
+    kr = block_lanczos(lambda v: a @ v, v0[None], 20, restart=False)
+    np.testing.assert_allclose(ritz_pairs(tri, 3).values, ritz(kr, 3, 1).values, rtol=1e-12)
+    np.testing.assert_allclose(ritz_pairs(tri, 3).residuals, ritz(kr, 3, 1).residuals, rtol=1e-8)
 
 
 def test_a_non_finite_operator_stops_at_once_even_under_vmap():
@@ -60,8 +70,8 @@ def test_a_non_finite_operator_stops_at_once_even_under_vmap():
     poisoned = jnp.asarray([0.0, jnp.nan])
 
     def run(p):  # p[1] = NaN poisons the operator, as NaN parameters of a diverged run do
-        tri = tridiag_sym(lambda v: a @ v + p[1] * v, jnp.ones(40, jnp.float64), 30, k=1, tol=1e-10)
-        return tri.num_steps
+        kr = block_lanczos(lambda v: a @ v + p[1] * v, jnp.ones((1, 40), jnp.float64), 30, k=1, tol=1e-10)
+        return kr.num_steps
     steps = jax.vmap(run)(jnp.stack([jnp.zeros(2), poisoned]))
     assert int(steps[1]) == 1  # the NaN member stopped after its first product
     assert 1 < int(steps[0]) <= 30  # the healthy member ran its own course
