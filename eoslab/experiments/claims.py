@@ -154,7 +154,8 @@ def claims_markdown(claims: Sequence[Claim], title: str, quick: bool = False) ->
     return "\n".join(lines) + "\n"
 
 
-def write_claims(out_dir: str | Path, claims: Sequence[Claim], title: str, *, quick: bool = False) -> tuple[Path, Path]:
+def write_claims(out_dir: str | Path, claims: Sequence[Claim], title: str, *,
+                 quick: bool) -> tuple[Path, Path]:
     """Write ``claims.md`` and ``claims.json`` into ``out_dir``; returns their paths.
 
     ``quick`` marks the title and every claim object (``"quick": true``).
