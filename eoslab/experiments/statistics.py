@@ -9,9 +9,13 @@ At the edge of stability the quantities the claims are about oscillate with
 period 2 (eta_t * lambda_t of a step-size tuner alternates above and below 2
 from one step to the next).  A series sampled every n steps then aliases: with
 n even it sees one phase only, with n odd it alternates.  The period-2-safe
-statistics (:func:`two_step_means`, :func:`period2_median`) therefore use
-only pairs of *consecutive* recorded steps and refuse (NaN) a series that has
-none; :func:`coverage` says how much of a step range a series covers.
+statistics (:func:`balanced_pairs`, :func:`period2_median`,
+:func:`period2_fraction_above`) therefore use only values in pairs of
+*consecutive* recorded steps, one value of each phase per pair, and refuse
+(NaN) a series that has none; :func:`coverage` says how much of a step range a
+series covers.  They are medians and fractions, not means: one phase of an
+oscillation can carry rare large spikes (a Polyak step at its cap) that would
+dominate a mean of the two phases.
 """
 from __future__ import annotations
 
@@ -89,19 +93,47 @@ def consecutive_pairs(steps, values) -> tuple[np.ndarray, np.ndarray]:
 
 
 def two_step_means(steps, values) -> np.ndarray:
-    """(v_t + v_{t+1}) / 2 for every pair of consecutive recorded steps.
+    """(v_t + v_{t+1}) / 2 for every pair of consecutive recorded steps (a smoothing of a per-step series).
 
     A period-2 oscillation a, b, a, b, ... gives (a + b) / 2 at every t,
     whichever phase a sample starts on; a series sampled every n > 1 steps
-    gives nothing (it cannot resolve the oscillation).
+    gives nothing (it cannot resolve the oscillation).  A mean: rare large
+    values in one phase dominate it (for a level, see :func:`period2_median`).
     """
     a, b = consecutive_pairs(steps, values)
     return (a + b) / 2
 
 
+def balanced_pairs(steps, values) -> np.ndarray:
+    """The values of disjoint pairs of consecutive recorded steps (t, t + 1), pooled.
+
+    Pairs are taken greedily from the first step on, so every pair holds one
+    value of each phase of a period-2 oscillation: the pool weighs the two
+    phases equally even where some steps are missing (a value left out because
+    its solve did not converge).  A series sampled every n > 1 steps has no pair
+    and gives nothing (it cannot resolve the oscillation).
+    """
+    steps, values = np.asarray(steps), np.asarray(values, float)
+    ok = np.isfinite(values)
+    steps, values = steps[ok], values[ok]
+    pooled, i = [], 0
+    while i + 1 < len(steps):
+        if steps[i + 1] == steps[i] + 1:
+            pooled += [values[i], values[i + 1]]
+            i += 2
+        else:
+            i += 1
+    return np.asarray(pooled, float)
+
+
 def period2_median(steps, values) -> float:
-    """Median of :func:`two_step_means`: the level a period-2 oscillation sits at (NaN without pairs)."""
-    return median(two_step_means(steps, values))
+    """Median of :func:`balanced_pairs`: the level of a period-2 oscillation, both phases weighed equally."""
+    return median(balanced_pairs(steps, values))
+
+
+def period2_fraction_above(steps, values, level: float) -> float:
+    """Fraction of :func:`balanced_pairs` strictly above ``level`` (NaN without pairs)."""
+    return fraction_above(balanced_pairs(steps, values), level)
 
 
 def fraction_of_rises(steps, values, rel: float = 1e-3) -> float:
@@ -119,9 +151,9 @@ def fraction_of_rises(steps, values, rel: float = 1e-3) -> float:
 class LevelStats(NamedTuple):
     """How a per-step series sits relative to a level (the edge of stability, 2, for eta_t * lambda_t).
 
-    n: finite values; coverage: fraction of the step range recorded; median, q25, q75 over the
-    values; above: fraction of values > level; median2: :func:`period2_median` (NaN unless the
-    series has consecutive steps).
+    n: values in balanced pairs of consecutive steps (:func:`balanced_pairs`); coverage: fraction of
+    the step range recorded; median, q25, q75: median and quartiles of those values; above: the
+    fraction of them > level.  All NaN (n = 0) for a series without consecutive steps.
     """
     n: int
     coverage: float
@@ -129,14 +161,14 @@ class LevelStats(NamedTuple):
     q25: float
     q75: float
     above: float
-    median2: float
 
 
 def level_stats(steps, values, level: float, lo: int | None = None, hi: int | None = None) -> LevelStats:
     """:class:`LevelStats` of the series over ``lo <= step <= hi``."""
     s, v = window(steps, values, lo, hi)
-    q25, q75 = quartiles(v)
+    pooled = balanced_pairs(s, v)
+    q25, q75 = quartiles(pooled)
     first = lo if lo is not None else (int(s[0]) if len(s) else 0)
     last = hi if hi is not None else (int(s[-1]) if len(s) else -1)
-    return LevelStats(n=len(finite(v)), coverage=coverage(s, first, last), median=median(v), q25=q25, q75=q75,
-                      above=fraction_above(v, level), median2=period2_median(s, v))
+    return LevelStats(n=len(pooled), coverage=coverage(s, first, last), median=median(pooled), q25=q25, q75=q75,
+                      above=fraction_above(pooled, level))

@@ -7,8 +7,8 @@ step times the sharpness (the effective sharpness of GD with P_t = I/eta_t,
 threshold 2).  At the edge it oscillates with period 2, so a sample every n
 eval steps sees one phase or alternates: the tuner recipes whose claims rest
 on it track the sharpness at every step (``probes.every_step``) and the claims
-use every step (:mod:`eoslab.experiments.statistics`: the median of two-step
-means and the fraction of steps above 2).  Only converged eigenvalue solves
+use every step (:mod:`eoslab.experiments.statistics`: the median and the
+fraction above 2 over pairs of consecutive steps, both phases weighed equally).  Only converged eigenvalue solves
 enter a claim (:func:`~eoslab.experiments.claims.certified_series`).
 
 * constant GD over a grid of eta (``tuners-gd``; the baseline is the grid's
@@ -168,6 +168,7 @@ def summarise_member(metrics: dict, *, lr: float, total: int, tuner: bool, minib
         edge=st.level_stats(es, eff, EDGE, 1, end),
         edge_second_half=st.level_stats(es, eff, EDGE, total // 2, end),
         edge_first_quarter=st.level_stats(es, eff, EDGE, 1, total // 4),
+        edge_samples=(st.median(eff), st.median(st.window(es, eff, total // 2, end)[1]), st.fraction_above(eff, EDGE)),
         below_edge_steps=int(np.count_nonzero(st.finite(eff) < EDGE)),
         median_step_curvature=st.median(curv),
         loss_evals=1 + float(np.mean(nv)), grad_evals=1 + float(np.mean(ng)),
@@ -205,15 +206,19 @@ def format_table(rows: list[dict], title: str) -> str:
             f"{r['label']:<18} {r['lr']:>7.3g} {r['batch_size'] or 'full':>5} {r['seed']:>4} {status:>9} "
             f"{r['final_loss']:>10.4g} {r['last_loss']:>9.4g} "
             f"{r['final_test_accuracy']:>8.3f} {r['lambda0']:>6.3g} {r['lambda10']:>6.3g} {r['lambda_end']:>6.3g} "
-            f"{r['growth']:>6.2f} {r['median_eta']:>8.3g} {_edge_median(r['edge']):>7.3f} "
-            f"{_edge_median(r['edge_second_half']):>7.3f} {r['edge'].above:>5.2f} {r['median_step_curvature']:>6.3f} "
+            f"{r['growth']:>6.2f} {r['median_eta']:>8.3g} {_edge_median(r, 'edge', 0):>7.3f} "
+            f"{_edge_median(r, 'edge_second_half', 1):>7.3f} {_edge_above(r):>5.2f} {r['median_step_curvature']:>6.3f} "
             f"{r['loss_evals']:>6.2f} {r['grad_evals']:>6.2f}")
     return "\n".join(lines)
 
 
-def _edge_median(stats: st.LevelStats) -> float:
-    """The period-2-safe median where the series has consecutive steps, else the plain one (eval samples)."""
-    return stats.median2 if np.isfinite(stats.median2) else stats.median
+def _edge_median(row: dict, key: str, i: int) -> float:
+    """The period-2-safe median where the series has consecutive steps, else that of the eval samples."""
+    return row[key].median if row[key].n else row["edge_samples"][i]
+
+
+def _edge_above(row: dict) -> float:
+    return row["edge"].above if row["edge"].n else row["edge_samples"][2]
 
 
 TABLE_NOTE = """\
@@ -223,11 +228,12 @@ step; test acc: the test accuracy there; λ: sharpness (top Hessian eigenvalue o
 converged solves only) at step 0, and its median over steps 10%-15% and over the last 5% of the steps;
 growth = λ_end / λ@10%; med η_t: median step over the second half; med ηλ: median of η_t·λ_t over the
 steps after step 0 (η_t the step the rule takes there; the edge of stability is 2): where η_t·λ_t is
-recorded at every step, the median of the two-step means (η_tλ_t + η_{t+1}λ_{t+1})/2, which a period-2
-oscillation cannot alias, else the median of the eval-step samples; ηλ 2nd½: the same over the second half;
-ηλ>2: the fraction of those steps above 2; η·uHu: median over the second half of η_t·u.Hu/|u|^2 along the
-step u (nan: not recorded); f/step, ∇/step: mean loss evaluations and gradient evaluations (HVPs counted as
-gradients) per step, the step's own value and gradient included.
+recorded at every step, the median over disjoint pairs of consecutive steps (one value of each phase of
+the period-2 oscillation per pair, so it cannot alias), else the median of the eval-step samples (aliased
+where η_t·λ_t oscillates); ηλ 2nd½: the same over the second half; ηλ>2: the fraction of those values
+above 2; η·uHu: median over the second half of η_t·u.Hu/|u|^2 along the step u (nan: not recorded);
+f/step, ∇/step: mean loss evaluations and gradient evaluations (HVPs counted as gradients) per step, the
+step's own value and gradient included.
 CDAT: η_t·λ_t >= σ is an identity (η_t = σ|g|²/g.Hg >= σ/λ_1 whenever g.Hg > 0 and η_t is below its cap),
 not a measurement; CDAT's η·uHu is σ by construction.
 """
@@ -253,18 +259,18 @@ def _ok(*rows) -> bool:
 
 def _why_not_every_step(stats: st.LevelStats) -> str | None:
     """Why an every-step statistic of eta_t * lambda_t cannot be used here (None: it can)."""
-    if stats.n == 0:
+    if not stats.coverage > 0:
         return "not tested: no converged sharpness value in the window"
-    if not np.isfinite(stats.median2) or stats.coverage < MIN_COVERAGE:
+    if stats.n == 0 or stats.coverage < MIN_COVERAGE:
         return (f"not tested: η_t·λ_t is certified at {stats.coverage:.0%} of the steps of the window; a period-2 "
                 f"oscillation needs every step (probes.every_step = true) with >= {MIN_COVERAGE:.0%} converged")
     return None
 
 
 def _describe(stats: st.LevelStats) -> str:
-    return (f"median of two-step means {stats.median2:.3f}, of the steps {stats.median:.3f}, quartiles "
-            f"{stats.q25:.3g}-{stats.q75:.3g}, fraction of steps above 2 {stats.above:.2f} ({stats.n} steps, "
-            f"{stats.coverage:.0%} of the window)")
+    return (f"median {stats.median:.3f}, quartiles {stats.q25:.3g}-{stats.q75:.3g}, fraction above 2 "
+            f"{stats.above:.2f} over {stats.n} steps in pairs of consecutive steps ({stats.coverage:.0%} of the "
+            f"window certified)")
 
 
 def _armijo_growth(rows) -> Measured:
@@ -281,10 +287,10 @@ def _armijo_below(rows) -> Measured:
     arm = rows["armijo"][0]
     e = arm["edge"]
     why = _why_not_every_step(e)
-    holds = None if why else bool(_ok(arm) and e.median2 < EDGE and e.above <= ARMIJO_MAX_ABOVE)
-    return {"median": e.median2, "above 2": e.above}, holds, (why or (
+    holds = None if why else bool(_ok(arm) and e.median < EDGE and e.above <= ARMIJO_MAX_ABOVE)
+    return {"median": e.median, "above 2": e.above}, holds, (why or (
         f"{_describe(e)}; first quarter: {_describe(arm['edge_first_quarter'])}; second half: median "
-        f"{arm['edge_second_half'].median2:.3f}; median η_t·u.Hu/|u|² along the step (2nd half) "
+        f"{arm['edge_second_half'].median:.3f}; median η_t·u.Hu/|u|² along the step (2nd half) "
         f"{arm['median_step_curvature']:.3f}; holds if the median is < 2 and at most "
         f"{ARMIJO_MAX_ABOVE:.0%} of the steps are above 2")), arm["accuracy"]
 
@@ -294,8 +300,8 @@ def _polyak_edge(rows) -> Measured:
     e = pol["edge_second_half"]
     lo, hi = POLYAK_BAND
     why = _why_not_every_step(e)
-    holds = None if why else bool(_ok(pol) and lo <= e.median2 <= hi)
-    return {"median": e.median2, "above 2": e.above}, holds, (why or (
+    holds = None if why else bool(_ok(pol) and lo <= e.median <= hi)
+    return {"median": e.median, "above 2": e.above}, holds, (why or (
         f"{_describe(e)}; median η_t·u.Hu/|u|² along the step (2nd half) {pol['median_step_curvature']:.3f}; "
         f"holds if the median is in [{lo:g}, {hi:g}]")), pol["accuracy"]
 
@@ -338,8 +344,8 @@ def _cdat2_edge(rows) -> Measured:
     e = c2["edge_second_half"]
     why = _why_not_every_step(e)
     top = EDGE * (1 + CDAT_TOLERANCE)
-    holds = None if why else bool(_ok(c2) and e.median2 <= top)
-    return e.median2, holds, (why or (
+    holds = None if why else bool(_ok(c2) and e.median <= top)
+    return e.median, holds, (why or (
         f"{_describe(e)}; holds if the median is <= {top:.3g}. Identity, not tested: η_t·λ_t >= 2 whenever "
         f"g.Hg > 0 and η_t is below its cap (measured below 2 at {c2['below_edge_steps']} of {c2['edge'].n} "
         f"steps: capped steps, g.Hg <= 0 or eigenvalue error); σ=1 (greedy): {_describe(c1['edge_second_half'])}")
@@ -350,15 +356,15 @@ def full_batch_rules(tag: str = "") -> list[Rule]:
     """The claims of the full-batch comparison, in table order (criteria fixed before the runs)."""
     t = f"[{tag}] " if tag else ""
     every = "every step after step 0"
+    pairs = "over disjoint pairs of consecutive steps: both phases of the period-2 oscillation weighed equally"
     return [
         Rule(f"{t}Armijo (full batch, reset to the maximal step at every iteration) keeps increasing the sharpness",
              "λ_end / λ at 10% of the steps (sharpness of the full training loss: median over the last 5% / over "
              "steps 10%-15%)", PAPER, _armijo_growth),
         Rule(f"{t}Armijo stays below the edge of stability (η_t·λ_t < 2), where the sharpness is free to grow",
-             f"η_t·λ_t over {every}: median of two-step means; fraction of steps above 2", PAPER, _armijo_below),
+             f"η_t·λ_t over {every}: median; fraction above 2 ({pairs})", PAPER, _armijo_below),
         Rule(f"{t}Polyak steps (SPS_max, f* = 0) operate at the edge of stability or slightly beyond",
-             "η_t·λ_t over every step of the second half: median of two-step means; fraction of steps above 2",
-             PAPER, _polyak_edge),
+             f"η_t·λ_t over every step of the second half: median; fraction above 2 ({pairs})", PAPER, _polyak_edge),
         Rule(f"{t}Polyak steps outperform Armijo (full batch)", f"{FINAL} Polyak / Armijo", PAPER,
              _polyak_vs_armijo),
         Rule(f"{t}Polyak steps outperform the best constant step size (full batch)",
@@ -367,9 +373,9 @@ def full_batch_rules(tag: str = "") -> list[Rule]:
              f"{FINAL} Armijo / best GD over the grid", PAPER, _armijo_vs_gd),
         Rule(f"{t}CDAT on edge (σ=2) outperforms greedy CDAT (σ=1) in full batch",
              f"{FINAL} CDAT σ=2 / CDAT σ=1", PAPER_CDAT, _cdat2_vs_cdat1),
-        Rule(f"{t}CDAT σ=2 operates at the edge of stability: η_t·λ_t ≈ 2, not above it (η_t·λ_t >= 2 holds by "
-             f"construction)", "η_t·λ_t over every step of the second half: median of two-step means", PAPER_CDAT,
-             _cdat2_edge),
+        Rule(f"{t}CDAT σ=2 operates at the edge of stability: η_t·λ_t ≈ 2, not above it "
+             f"(η_t·λ_t >= 2 holds by construction)",
+             f"η_t·λ_t over every step of the second half: median ({pairs})", PAPER_CDAT, _cdat2_edge),
     ]
 
 

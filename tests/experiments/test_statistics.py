@@ -34,11 +34,32 @@ def test_period2_median_sees_both_phases_where_subsampling_aliases():
     steps = np.arange(400)
     values = np.where(steps % 2 == 0, 1.7, 2.5)  # a period-2 oscillation about 2.1
     assert st.period2_median(steps, values) == pytest.approx(2.1)
-    assert st.fraction_above(values, 2) == 0.5
+    assert st.period2_fraction_above(steps, values, 2) == 0.5
     every_50 = steps % 50 == 0  # eval steps every 50: one phase only
     assert st.median(values[every_50]) == 1.7
     assert math.isnan(st.period2_median(steps[every_50], values[every_50]))  # refuses to guess
+    assert math.isnan(st.period2_fraction_above(steps[every_50], values[every_50], 2))
     assert st.coverage(steps[every_50], 0, 399) == pytest.approx(8 / 400) and st.coverage(steps, 0, 399) == 1.0
+
+
+def test_balanced_pairs_keep_the_phases_balanced_where_steps_are_missing():
+    steps = np.arange(12)
+    values = np.where(steps % 2 == 0, 1.0, 3.0)
+    keep = ~np.isin(steps, [3, 5, 7])  # three odd-phase values left out (unconverged solves)
+    pooled = st.balanced_pairs(steps[keep], values[keep])
+    assert sorted(pooled.tolist()) == [1.0] * 3 + [3.0] * 3  # pairs (0, 1), (8, 9), (10, 11)
+    assert st.fraction_above(values[keep], 2) == pytest.approx(3 / 9)  # unpaired: biased to one phase
+    assert st.period2_fraction_above(steps[keep], values[keep], 2) == 0.5
+    assert st.balanced_pairs([0, 1, 2], [1.0, np.nan, 2.0]).tolist() == []  # non-finite values break pairs
+
+
+def test_period2_median_sits_where_the_two_phases_meet():
+    steps = np.arange(200)
+    low = np.where(steps % 4 == 0, 1.2, 1.0)
+    high = 2.6 + 7.4 * ((steps // 2) % 10) / 9  # the high phase spread over 2.6-10 (Polyak near its cap)
+    values = np.where(steps % 2 == 0, low, high)
+    assert st.period2_median(steps, values) == pytest.approx((1.2 + 2.6) / 2)  # where the phases split
+    assert np.median(st.two_step_means(steps, values)) > 3.5  # a mean of the phases follows the spread one
 
 
 def test_two_step_means_skip_gaps_and_non_finite_values():
@@ -60,4 +81,6 @@ def test_level_stats():
     values = np.where(steps % 2 == 0, 1.5, 2.3)
     stats = st.level_stats(steps, values, 2.0, lo=50, hi=99)
     assert stats.n == 50 and stats.coverage == 1.0 and stats.above == 0.5
-    assert stats.median2 == pytest.approx(1.9) and stats.q25 == 1.5 and stats.q75 == 2.3
+    assert stats.median == pytest.approx(1.9) and stats.q25 == 1.5 and stats.q75 == 2.3
+    sparse = st.level_stats(steps[::25], values[::25], 2.0, lo=0, hi=99)
+    assert sparse.n == 0 and math.isnan(sparse.median) and sparse.coverage == pytest.approx(0.04)
