@@ -277,7 +277,10 @@ def test_digits_claim_rules_pass_and_fail():
     assert by["c_sharp <= c_barrier <= c_max"].holds is True
     bad = {(2, 128): (8.0, 4.0, 1.0, 4.0), (4, 64): (4.0, 8.0, 8.0, 16.0), (8, 16): (2.0, 8.0, 16.0, 8.0)}
     by, _ = _claims(bad)
-    assert by["[syn, d=2, w=128] c_loss <= c_sharp <= c_max"].holds is False  # 8 > 4
+    failed = by["[syn, d=2, w=128] c_loss <= c_sharp <= c_max"]
+    assert failed.holds is False  # 8 > 4
+    assert "c_loss lies above c_max" in failed.detail and "smaller c than the loss" in failed.detail
+    assert phases.order_analysis(dict(c_loss=2.0, c_sharp=4.0, c_max=8.0)) == ""
     assert by["c_loss grows with d/w (the sharpness-reduction phase 2 < c < c_loss opens up)"].holds is False
     assert by["c_loss is about 2 at the smallest d/w"].holds is False
     assert by["c_sharp <= c_barrier <= c_max"].holds is False
