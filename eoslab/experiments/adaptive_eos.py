@@ -30,8 +30,9 @@ The claims and their criteria (fixed before the runs; ratio = lambda_1(P_t^{-1} 
   seeds of |ratio - 1| at the largest batch <= 0.2).
 
 ``--quick`` trains every full-batch recipe for 1000 steps instead of 3000
-(about 2 minutes on 2 CPU cores) and skips the minibatch sweep, whose claim
-is then a row with ``holds = None``.
+(about 12 minutes on 2 shared CPU cores, most of it the eval-step eigensolves
+run to their tolerance) and skips the minibatch sweep, whose claim is then a
+row with ``holds = None``.
 """
 from __future__ import annotations
 
