@@ -195,10 +195,6 @@ def block_lanczos(matvec: Callable[[jax.Array], jax.Array], start_block: jax.Arr
     def check(kr):
         return ritz_converged(ritz(kr, k, b), k, tol)
 
-    def cond(carry):
-        kr, done = carry
-        return (kr.num_steps < max_steps) & ~done
-
     def body(carry):
         kr, _ = carry
         j = kr.num_steps
@@ -211,7 +207,10 @@ def block_lanczos(matvec: Callable[[jax.Array], jax.Array], start_block: jax.Arr
         w, h = _orthogonalise(kr.basis, count, w)
         beta = jnp.linalg.norm(w)
         vanished = beta <= 100 * eps * hq
-        fresh, fresh_ok = _random_direction(kr.basis, count, jax.random.fold_in(step_key, j))
+        # a random replacement only when needed: outside vmap the branch is skipped, and it costs two more sweeps
+        fresh, fresh_ok = jax.lax.cond(
+            vanished, lambda: _random_direction(kr.basis, count, jax.random.fold_in(step_key, j)),
+            lambda: (jnp.zeros_like(w), jnp.asarray(False)))
         new_valid = jnp.where(vanished, fresh_ok & restart, True) & kr.valid[j]
         new = jnp.where(vanished, fresh, w / jnp.where(vanished, 1.0, beta))
         coeffs = kr.coeffs.at[:, j].set(h).at[count, j].set(jnp.where(vanished, 0.0, beta))
@@ -226,5 +225,30 @@ def block_lanczos(matvec: Callable[[jax.Array], jax.Array], start_block: jax.Arr
             done = done | jax.lax.cond(scheduled, check, lambda _: jnp.asarray(False), kr)
         return kr, done
 
-    kr, _ = jax.lax.while_loop(cond, body, (_start(start_block, max_steps, start_key), jnp.asarray(False)))
-    return kr
+    # The buffers grow in stages (32, 64, ... rows up to max_steps): each product's Gram-Schmidt sweeps and each
+    # convergence test cost in proportion to the buffer, not to the steps taken, so a solve that converges early
+    # never pays for the whole budget.
+    carry = (_start(start_block, _stages(max_steps)[0], start_key), jnp.asarray(False))
+    for size in _stages(max_steps):
+        carry = (_grow(carry[0], size), carry[1])
+        carry = jax.lax.while_loop(lambda c, size=size: (c[0].num_steps < size) & ~c[1], body, carry)
+    return carry[0]
+
+
+def _stages(max_steps: int, first: int = 32) -> list[int]:
+    """Buffer sizes first, 2 first, 4 first, ... below max_steps, then max_steps."""
+    sizes, size = [], first
+    while size < max_steps:
+        sizes.append(size)
+        size *= 2
+    return sizes + [max_steps]
+
+
+def _grow(kr: BlockKrylov, size: int) -> BlockKrylov:
+    """The same run in buffers of ``size`` products (zero rows and columns appended)."""
+    extra = size - kr.coeffs.shape[1]
+    if extra == 0:
+        return kr
+    return kr._replace(basis=jnp.pad(kr.basis, ((0, extra), (0, 0))),
+                       coeffs=jnp.pad(kr.coeffs, ((0, extra), (0, extra))),
+                       valid=jnp.pad(kr.valid, (0, extra)))
