@@ -38,6 +38,10 @@ def plot_curvature_runs(runs: Sequence[dict], *, title: str = "", loss_name: str
         if "sharpness" in m:
             s, v = m["sharpness"]
             ax_sharp.plot(s, v, color=c, lw=1.2, label=run["label"])
+            bad = _unconverged(m, s)
+            if bad.any():  # budget-capped solves: drawn, but marked as not certified
+                ax_sharp.plot(np.asarray(s)[bad], np.asarray(v)[bad], "x", color="k", ms=4,
+                              label=f"{run['label']}: not converged ({int(bad.sum())})")
         if run.get("threshold") is not None:
             ax_sharp.axhline(run["threshold"], color=c, ls="--", lw=1.0)
         if run.get("diverged_step") is not None:
@@ -54,6 +58,14 @@ def plot_curvature_runs(runs: Sequence[dict], *, title: str = "", loss_name: str
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _unconverged(metrics: dict, steps) -> np.ndarray:
+    """Mask of the sharpness values whose solve did not converge (or has no record of it)."""
+    if "sharpness_converged" not in metrics:
+        return np.zeros(len(steps), bool)
+    conv = dict(zip(*(np.asarray(a).tolist() for a in metrics["sharpness_converged"])))
+    return np.asarray([conv.get(t, 0.0) != 1.0 for t in np.asarray(steps).tolist()], bool)
 
 
 def save_figure(fig, path: str | Path) -> list[Path]:

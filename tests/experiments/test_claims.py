@@ -52,3 +52,18 @@ def test_quick_is_marked_in_the_title_and_every_claim_and_accuracy_is_printed(tm
     assert md.read_text().startswith("# Title\n") and not any(r["quick"] for r in json.loads(js.read_text()))
     assert combine([None, Accuracy(1, 0, 1e-5), Accuracy(2, 2, 3e-5)]) == Accuracy(3, 2, 3e-5)
     assert combine([None]) is None
+
+
+def test_the_curvature_figure_marks_unconverged_sharpness_values():
+    from eoslab.plots import plot_curvature_runs
+    metrics = {"loss": _series([0, 1, 2], [1.0, 0.9, 0.8]),
+               "sharpness": _series([0, 1, 2], [4.0, 5.0, 6.0]),
+               "sharpness_converged": _series([0, 1, 2], [1, 0, 1])}
+    fig = plot_curvature_runs([dict(label="gd", metrics=metrics, threshold=20.0)])
+    labels = [line.get_label() for line in fig.axes[1].get_lines()]
+    assert "gd: not converged (1)" in labels
+    marked = [line for line in fig.axes[1].get_lines() if line.get_label() == "gd: not converged (1)"][0]
+    np.testing.assert_array_equal(marked.get_xdata(), [1])
+    clean = dict(metrics, sharpness_converged=_series([0, 1, 2], [1, 1, 1]))
+    fig = plot_curvature_runs([dict(label="gd", metrics=clean, threshold=20.0)])
+    assert not any("not converged" in line.get_label() for line in fig.axes[1].get_lines())
