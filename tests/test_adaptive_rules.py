@@ -191,7 +191,7 @@ def test_trainer_effective_sharpness_against_a_cold_preconditioned_solve(tiny_ad
         cold = top_eigenpairs(trainer.problem.sharpness_loss, member.params, 1, precond=P, tol=1e-6)
         np.testing.assert_allclose(ev["effective_sharpness"][i], cold.eigenvalues[0], rtol=2e-4)
         raw = top_eigenpairs(trainer.problem.sharpness_loss, member.params, 1, tol=1e-6)
-        np.testing.assert_allclose(ev["eigenvalues"][i][0], raw.eigenvalues[0], rtol=2e-4)
+        np.testing.assert_allclose(ev["sharpness"][i][0], raw.eigenvalues[0], rtol=2e-4)
 
 
 def test_train_records_effective_sharpness_and_edge_ratio(tmp_path, tiny_adam):

@@ -14,7 +14,7 @@ from eoslab.train import train
 
 def test_claims_files(tmp_path):
     claims = [Claim("a claim", "a quantity", 1.5, True), Claim("b", "q", float("nan"), False, detail="x|y")]
-    md, js = write_claims(tmp_path, claims, "Title")
+    md, js = write_claims(tmp_path, claims, "Title", quick=False)
     rows = json.loads(js.read_text())
     assert [set(r) >= {"claim", "quantity", "value", "holds"} for r in rows] == [True, True]
     assert rows[1]["holds"] is False and rows[1]["value"] == "nan"
