@@ -30,4 +30,4 @@ test-fast: $(VENV)/.installed-test
 	$(PY) -m pytest -q -n 2 --dist worksteal -m "not slow"
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .jax_cache
+	rm -rf $(VENV) results .pytest_cache
