@@ -106,11 +106,22 @@ TINY = ["train.steps=60", "train.eval_every=20", "data.n_train=200", "model.widt
 
 
 def test_quick_reproduction_marks_quick_and_keeps_every_claim(tmp_path):
-    claims = adaptive_eos.reproduce(tmp_path, quick=True, progress=False,
-                                    overrides=[*TINY, "optimizer.freeze_step=20"])
+    # In its own process: inside a long-lived pytest worker (after hundreds of other tests), XLA's CPU compiler
+    # aborted the whole worker while compiling this reproduction's eval step (twice, in full-suite runs; never
+    # when run alone).  The cause is not known yet; a fresh process keeps the check and the rest of the suite.
+    import subprocess
+    import sys
+    code = ("import json, sys, jax; jax.config.update('jax_enable_x64', True); "
+            "from eoslab.experiments import adaptive_eos; "
+            "c = adaptive_eos.reproduce(sys.argv[1], quick=True, progress=False, overrides=json.loads(sys.argv[2])); "
+            "print(len(c))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path), json.dumps([*TINY, "optimizer.freeze_step=20"])],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    num_claims = int(out.stdout.strip().splitlines()[-1])
     rows = json.loads((tmp_path / "claims.json").read_text())
     # Adam: 3 step sizes x (edge, growth); beta1 = 0: 3; RMSProp: 2; frozen: 2; the minibatch claim, not run
-    assert len(rows) == len(claims) == 6 + 3 + 2 + 2 + 1
+    assert len(rows) == num_claims == 6 + 3 + 2 + 2 + 1
     assert all(r["quick"] is True for r in rows)
     assert "(--quick" in (tmp_path / "claims.md").read_text().splitlines()[0]
     assert rows[-1]["holds"] is None and rows[-1]["detail"].startswith("not run: --quick")
