@@ -23,7 +23,10 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/eoslab demo --out $(OUT)
 
 # Two pytest workers (one per core): the suite is dominated by single-threaded XLA compilation.
+# Each compiled XLA CPU program maps memory (about 800 mappings per small trainer); a pytest worker compiles
+# thousands and can pass the kernel's default vm.max_map_count (65530), where XLA aborts it: raise it when root.
 test: $(VENV)/.installed-test
+	-@[ "$$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)" -ge 1048576 ] || sysctl -q -w vm.max_map_count=1048576 2>/dev/null || true
 	$(PY) -m pytest -q -n 2 --dist worksteal --durations=15
 
 test-fast: $(VENV)/.installed-test
