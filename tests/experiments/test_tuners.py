@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from eoslab.experiments import statistics as st
 from eoslab.experiments import tuners
 from eoslab.experiments.recipes import load_recipe
 from eoslab.store import RunStore
@@ -230,23 +231,6 @@ def _certified_edge(metrics, lo):
     return s[keep], eff[keep]
 
 
-def _pairs(steps, values):
-    """The values of disjoint pairs of consecutive steps, taken from the first step on, by hand."""
-    pooled, i = [], 0
-    while i + 1 < len(steps):
-        if steps[i + 1] == steps[i] + 1:
-            pooled += [values[i], values[i + 1]]
-            i += 2
-        else:
-            i += 1
-    return np.asarray(pooled)
-
-
-def _pair_median(steps, values):
-    pooled = _pairs(steps, values)
-    return float(np.median(pooled)) if len(pooled) else float("nan")
-
-
 def _final_loss(metrics):
     return float(np.median(_window(metrics, "loss", STEPS - STEPS // 10, STEPS - 1)))
 
@@ -288,13 +272,13 @@ def test_tiny_claim_values_match_the_store(tiny):
         assert np.array_equal(m["effective_sharpness"][0], np.arange(STEPS + 1))
 
     s, e = _certified_edge(armijo, 1)
-    assert claims[1].value["median"] == pytest.approx(_pair_median(s, e), rel=1e-12, nan_ok=True)
-    assert claims[1].value["above 2"] == pytest.approx(np.mean(_pairs(s, e) > 2) if len(e) else np.nan,
+    assert claims[1].value["median"] == pytest.approx(st.period2_median(s, e), rel=1e-12, nan_ok=True)
+    assert claims[1].value["above 2"] == pytest.approx(np.mean(st.balanced_pairs(s, e) > 2) if len(e) else np.nan,
                                                        nan_ok=True)
     s, e = _certified_edge(polyak, STEPS // 2)
-    assert claims[2].value["median"] == pytest.approx(_pair_median(s, e), rel=1e-12, nan_ok=True)
+    assert claims[2].value["median"] == pytest.approx(st.period2_median(s, e), rel=1e-12, nan_ok=True)
     s, e = _certified_edge(cdat2, STEPS // 2)
-    assert claims[7].value == pytest.approx(_pair_median(s, e), rel=1e-12, nan_ok=True)
+    assert claims[7].value == pytest.approx(st.period2_median(s, e), rel=1e-12, nan_ok=True)
     if "sharpness_converged" in armijo and np.any(armijo["sharpness_converged"][1] == 1):
         assert np.isfinite(claims[1].value["median"])  # certified values were used
 
