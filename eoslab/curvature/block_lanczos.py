@@ -95,29 +95,39 @@ def _orthogonalise(basis: jax.Array, count, w: jax.Array):
     return w, h
 
 
-def _random_direction(basis: jax.Array, count, key) -> tuple[jax.Array, jax.Array]:
-    """A random unit vector orthogonal to basis rows < count, and whether one exists (count < n)."""
-    z = jax.random.normal(key, basis.shape[1:], basis.dtype)
+def _random_direction(basis: jax.Array, count, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A random unit vector orthogonal to basis rows < count, and whether one exists.
+
+    The vector is the Gaussian vector ``z`` (drawn once per run) cyclically
+    shifted by ``count``: a permutation of i.i.d. Gaussian entries is Gaussian,
+    and the n shifts of a Gaussian vector are independent with probability 1
+    (its circulant matrix is nonsingular), so every row index in use (count <
+    n) gives a direction outside the span of the earlier ones.  One draw per
+    run instead of one per replacement keeps the compiled loop small.
+    """
+    z = jnp.roll(z, count)
     w, _ = _orthogonalise(basis, count, z)
     norm = jnp.linalg.norm(w)
     ok = norm > jnp.sqrt(jnp.finfo(basis.dtype).eps) * jnp.linalg.norm(z)
     return jnp.where(ok, w / jnp.where(ok, norm, 1.0), 0.0), ok
 
 
-def _start(start_block: jax.Array, max_steps: int, key) -> BlockKrylov:
+def _start(start_block: jax.Array, max_steps: int, z: jax.Array) -> BlockKrylov:
     """Orthonormalise the start block into the first b rows (a dependent or zero vector becomes random)."""
     b, n = start_block.shape
     dtype = start_block.dtype
-    basis = jnp.zeros((max_steps + b, n), dtype)
-    valid = jnp.zeros((max_steps + b,), bool)
-    for i in range(b):
+
+    def row(i, carry):  # a loop, not unrolled: one copy of the Gram-Schmidt in the compiled program
+        basis, valid = carry
         v = start_block[i]
         w, _ = _orthogonalise(basis, i, v)
         norm = jnp.linalg.norm(w)
         good = jnp.isfinite(norm) & (norm > jnp.sqrt(jnp.finfo(dtype).eps) * jnp.linalg.norm(v))
-        fresh, fresh_ok = _random_direction(basis, i, jax.random.fold_in(key, i))
-        basis = basis.at[i].set(jnp.where(good, w / jnp.where(good, norm, 1.0), fresh))
-        valid = valid.at[i].set(good | fresh_ok)
+        fresh, fresh_ok = _random_direction(basis, i, z)
+        return basis.at[i].set(jnp.where(good, w / jnp.where(good, norm, 1.0), fresh)), valid.at[i].set(good | fresh_ok)
+
+    basis, valid = jax.lax.fori_loop(0, b, row, (jnp.zeros((max_steps + b, n), dtype),
+                                                 jnp.zeros((max_steps + b,), bool)))
     zero = jnp.asarray(0, jnp.int32)
     return BlockKrylov(basis, jnp.zeros((max_steps + b, max_steps), dtype), valid, zero, zero,
                        jnp.asarray(True))
@@ -176,7 +186,7 @@ def ritz_vectors(kr: BlockKrylov, r: Ritz) -> jax.Array:
 
 def block_lanczos(matvec: Callable[[jax.Array], jax.Array], start_block: jax.Array, max_steps: int, *,
                   k: int = 1, tol: float = 0.0, key: jax.Array | None = None,
-                  restart: bool = True) -> BlockKrylov:
+                  restart: bool = True, limit: jax.Array | int | None = None) -> BlockKrylov:
     """Block Lanczos from the rows of ``start_block`` (b, n), at most ``max_steps`` products.
 
     With ``tol > 0`` it stops once the ``k`` largest Ritz pairs have error
@@ -186,11 +196,15 @@ def block_lanczos(matvec: Callable[[jax.Array], jax.Array], start_block: jax.Arr
     vanished ones (default PRNGKey(0)); with ``restart=False`` a vanished
     direction is not replaced and the run ends on an invariant subspace (what
     Gauss quadrature wants: :func:`~eoslab.curvature.lanczos.tridiag_sym`).
+    ``limit`` (an int, possibly traced) stops the run after that many products
+    within the ``max_steps`` buffer: runs with different budgets then share
+    one compiled loop.
     """
     b = start_block.shape[0]
     eps = jnp.finfo(start_block.dtype).eps
     key = jax.random.PRNGKey(0) if key is None else key
-    start_key, step_key = jax.random.split(key)
+    z = jax.random.normal(key, start_block.shape[1:], start_block.dtype)  # source of replacement directions
+    limit = max_steps if limit is None else limit
 
     def check(kr):
         return ritz_converged(ritz(kr, k, b), k, tol)
@@ -208,9 +222,9 @@ def block_lanczos(matvec: Callable[[jax.Array], jax.Array], start_block: jax.Arr
         beta = jnp.linalg.norm(w)
         vanished = beta <= 100 * eps * hq
         # a random replacement only when needed: outside vmap the branch is skipped, and it costs two more sweeps
-        fresh, fresh_ok = jax.lax.cond(
-            vanished, lambda: _random_direction(kr.basis, count, jax.random.fold_in(step_key, j)),
-            lambda: (jnp.zeros_like(w), jnp.asarray(False)))
+        none = lambda: (jnp.zeros_like(w), jnp.asarray(False))
+        fresh, fresh_ok = (jax.lax.cond(vanished, lambda: _random_direction(kr.basis, count, z), none)
+                           if restart else none())
         new_valid = jnp.where(vanished, fresh_ok & restart, True) & kr.valid[j]
         new = jnp.where(vanished, fresh, w / jnp.where(vanished, 1.0, beta))
         coeffs = kr.coeffs.at[:, j].set(h).at[count, j].set(jnp.where(vanished, 0.0, beta))
@@ -225,22 +239,27 @@ def block_lanczos(matvec: Callable[[jax.Array], jax.Array], start_block: jax.Arr
             done = done | jax.lax.cond(scheduled, check, lambda _: jnp.asarray(False), kr)
         return kr, done
 
-    # The buffers grow in stages (32, 64, ... rows up to max_steps): each product's Gram-Schmidt sweeps and each
+    # The buffers grow in stages (32, 128, ... rows up to max_steps): each product's Gram-Schmidt sweeps and each
     # convergence test cost in proportion to the buffer, not to the steps taken, so a solve that converges early
     # never pays for the whole budget.
-    carry = (_start(start_block, _stages(max_steps)[0], start_key), jnp.asarray(False))
+    carry = (_start(start_block, _stages(max_steps)[0], z), jnp.asarray(False))
     for size in _stages(max_steps):
         carry = (_grow(carry[0], size), carry[1])
-        carry = jax.lax.while_loop(lambda c, size=size: (c[0].num_steps < size) & ~c[1], body, carry)
+        carry = jax.lax.while_loop(lambda c, size=size: (c[0].num_steps < jnp.minimum(size, limit)) & ~c[1],
+                                   body, carry)
     return carry[0]
 
 
-def _stages(max_steps: int, first: int = 32) -> list[int]:
-    """Buffer sizes first, 2 first, 4 first, ... below max_steps, then max_steps."""
+def _stages(max_steps: int, first: int = 32, factor: int = 4) -> list[int]:
+    """Buffer sizes first, 4 first, 16 first, ... below max_steps, then max_steps.
+
+    Each stage is a copy of the loop in the compiled program; a factor of 4
+    keeps typical budgets (<= 128) to two copies, while a solve still pays
+    for at most 4 times the buffer it needs."""
     sizes, size = [], first
     while size < max_steps:
         sizes.append(size)
-        size *= 2
+        size *= factor
     return sizes + [max_steps]
 
 

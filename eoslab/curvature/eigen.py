@@ -84,13 +84,14 @@ def validate_request(dim: int, k: int, which: str, tol: float, max_hvps: int) ->
 
 
 def solve_flat(op: FlatOperator, start_block: jax.Array, k: int, *, which: str, tol: float,
-               max_hvps: int, key: jax.Array, extra: int = 0) -> FlatSolve:
+               max_hvps: int, key: jax.Array, extra: int = 0, limit: jax.Array | None = None) -> FlatSolve:
     """Block Lanczos from the rows of ``start_block`` on a flat operator: the k extreme pairs
-    (and ``extra`` further Ritz pairs, e.g. a tracker's guard), with residuals and error estimates."""
+    (and ``extra`` further Ritz pairs, e.g. a tracker's guard), with residuals and error estimates.
+    ``limit`` (traced) spends fewer than ``max_hvps`` products in the same buffer."""
     sign = 1.0 if which == "largest" else -1.0
     matvec = op.matvec if sign > 0 else (lambda v: -op.matvec(v))
     steps = min(max_hvps, op.dim)
-    kr = block_lanczos(matvec, start_block.astype(op.dtype), steps, k=k, tol=tol, key=key)
+    kr = block_lanczos(matvec, start_block.astype(op.dtype), steps, k=k, tol=tol, key=key, limit=limit)
     r = ritz(kr, min(k + extra, steps), start_block.shape[0])
     vecs = ritz_vectors(kr, r)
     norms = jnp.linalg.norm(vecs, axis=1, keepdims=True)
