@@ -27,10 +27,10 @@ demo: $(VENV)/.installed
 # thousands and can pass the kernel's default vm.max_map_count (65530), where XLA aborts it: raise it when root.
 test: $(VENV)/.installed-test
 	-@[ "$$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)" -ge 1048576 ] || sysctl -q -w vm.max_map_count=1048576 2>/dev/null || true
-	$(PY) -m pytest -q -n 2 --dist worksteal --durations=15
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15
 
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest -q -n 2 --dist worksteal -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
