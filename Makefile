@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 OUT    ?= results/demo
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-slow bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,17 @@ demo: $(VENV)/.installed
 # Two pytest workers (one per core): the suite is dominated by single-threaded XLA compilation.
 # Each compiled XLA CPU program maps memory (about 800 mappings per small trainer); a pytest worker compiles
 # thousands and can pass the kernel's default vm.max_map_count (65530), where XLA aborts it: raise it when root.
-test: $(VENV)/.installed-test
-	-@[ "$$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)" -ge 1048576 ] || sysctl -q -w vm.max_map_count=1048576 2>/dev/null || true
-	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15
+# make test: every module, one smoke test per reproduction through its reproduce() (about 10 min on 2 cores).
+# make test-slow: the tests marked slow, full-length paper runs that check the papers' numbers (about 10 min more).
+MAPS := [ "$$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)" -ge 1048576 ] || sysctl -q -w vm.max_map_count=1048576 2>/dev/null || true
 
-test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
+test: $(VENV)/.installed-test
+	-@$(MAPS)
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow" --durations=10
+
+test-slow: $(VENV)/.installed-test
+	-@$(MAPS)
+	EOSLAB_TEST_XLA_DEFAULTS=1 $(PY) -m pytest -q -n 2 --dist worksteal -m slow --durations=10
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -13,6 +13,11 @@ import shutil
 import tempfile
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# The suite is dominated by XLA compilation of small programs: without LLVM's optimisation passes they compile
+# about a third faster (the same programs, computing the same values; long runs execute slower).  The slow
+# tests (make test-slow: full-length paper runs) keep XLA's defaults; so does any XLA_FLAGS given.
+if "XLA_FLAGS" not in os.environ and os.environ.get("EOSLAB_TEST_XLA_DEFAULTS") != "1":
+    os.environ["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
 
 _OWNED = None  # the folder this process created (the xdist controller, or a plain pytest run)
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:

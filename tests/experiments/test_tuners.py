@@ -200,11 +200,7 @@ def test_stochastic_claim_needs_a_flip_in_every_seed():
 # ---- the reproduction on a tiny setting -------------------------------------------------
 
 
-# the tiny tests share one module fixture: one pytest worker runs them all (make test: --dist loadgroup)
-TINY_GROUP = pytest.mark.xdist_group("tuners-tiny")
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module")  # make test runs a file's tests on one worker (--dist loadfile)
 def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("tuners")
     with pytest.MonkeyPatch.context() as mp:
@@ -239,7 +235,6 @@ def _final_loss(metrics):
     return float(np.median(_window(metrics, "loss", STEPS - STEPS // 10, STEPS - 1)))
 
 
-@TINY_GROUP
 def test_tiny_reproduction_writes_its_outputs(tiny):
     out, claims = tiny
     for name in ("claims.md", "claims.json", "table.txt", "tuners.png", "tuners.pdf"):
@@ -266,7 +261,6 @@ def test_tiny_reproduction_writes_its_outputs(tiny):
     assert "| Polyak steps (SPS_max, f* = 0) operate at the edge" in (out / "claims.md").read_text()
 
 
-@TINY_GROUP
 def test_tiny_claim_values_match_the_store(tiny):
     out, claims = tiny
     runs = _runs(out)
@@ -304,7 +298,6 @@ def test_tiny_claim_values_match_the_store(tiny):
     assert np.allclose(cdat2["step_curvature"][1], 2.0, rtol=1e-3)
 
 
-@TINY_GROUP
 def test_tiny_holds_agree_with_the_stated_criteria(tiny):
     _, claims = tiny
     for c in claims[:8]:
@@ -321,7 +314,6 @@ def test_tiny_holds_agree_with_the_stated_criteria(tiny):
         assert claims[i].holds == (claims[i].value < 1 if better else claims[i].value > 1)
 
 
-@TINY_GROUP
 def test_tiny_evaluation_counts(tiny):
     out, _ = tiny
     runs = _runs(out)
@@ -340,7 +332,6 @@ def test_tiny_evaluation_counts(tiny):
     assert per_step("tuners-cdat2", "tuner_grads") == 2  # one Hessian-vector product per step
 
 
-@TINY_GROUP
 def test_tiny_polyak_step_and_sharpness_recomputed_at_the_final_parameters(tiny):
     """From the saved parameters alone: f/|g|^2 and the top eigenvalue of the dense Hessian."""
     from eoslab.train.config import config_from_dict
@@ -366,6 +357,22 @@ def test_tiny_polyak_step_and_sharpness_recomputed_at_the_final_parameters(tiny)
     assert abs(lam[at_end][0] - top) <= metrics["sharpness_residual"][1][at_end][0] + 1e-6
     if "sharpness_converged" in metrics and metrics["sharpness_converged"][1][at_end][0] == 1:
         assert lam[at_end][0] == pytest.approx(top, rel=2e-3)
+
+
+@pytest.mark.slow
+def test_quick_reproduction_reports_what_it_measures(tmp_path, monkeypatch):
+    """The real --quick run: every claim present, holds as its criterion says of the value it reports."""
+    monkeypatch.delenv("EOSLAB_DATA", raising=False)
+    claims = tuners.reproduce(tmp_path, quick=True, progress=False)
+    assert len(claims) == 17 and [c.holds for c in claims[8:]] == [None] * 9
+    arm, pol = claims[1], claims[2]
+    if arm.holds is not None:
+        assert arm.holds == (arm.value["median"] < 2 and arm.value["above 2"] <= tuners.ARMIJO_MAX_ABOVE)
+    if pol.holds is not None:
+        assert pol.holds == (tuners.POLYAK_BAND[0] <= pol.value["median"] <= tuners.POLYAK_BAND[1])
+    assert claims[6].holds  # CDAT on edge outperforms greedy CDAT (final losses)
+    assert claims[3].holds  # Polyak outperforms Armijo (final losses)
+    assert not (tmp_path / "tuners-stochastic.png").exists()
 
 
 @pytest.mark.slow
