@@ -22,7 +22,7 @@ guards make that visible and short-lived:
 * an update whose top value moved by more than ``jump`` (relative) or that did
   not converge marks the state ``suspect``;
 * :meth:`SharpnessTracker.update` with ``refresh`` (a bool, traced or not)
-  also runs a cold solve from a random block when asked, when the state is
+  also runs a cold solve from k + 1 Gaussian vectors when asked, when the state is
   suspect, when the warm value jumped or did not converge, and keeps the
   result with the larger top value (every Ritz value is a lower bound of the
   eigenvalue of its rank, by interlacing, so the larger one is the better).
