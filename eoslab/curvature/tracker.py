@@ -134,15 +134,14 @@ class SharpnessTracker:
         own), so the solver is compiled once.
         """
         sign = 1.0 if self.which == "largest" else -1.0
-        budgets = jnp.asarray([self._budget(op.dim, cold=False), self._budget(op.dim, cold=True)])
+        budgets = (self._budget(op.dim, cold=False), self._budget(op.dim, cold=True))
         k_block, k_cold = jax.random.split(k_cold)
         cold_block = start_block(op, None, warm_block.shape[0], k_block)
         keys = jnp.stack([k_warm, k_cold])
 
         def attempt(i):
             return solve_flat(op, jnp.where(i == 0, warm_block, cold_block), self.k, which=self.which, tol=self.tol,
-                              max_hvps=max(self._budget(op.dim, cold=False), self._budget(op.dim, cold=True)),
-                              key=keys[i], extra=1, limit=budgets[i])
+                              max_hvps=max(budgets), key=keys[i], extra=1, limit=jnp.asarray(budgets)[i])
 
         def body(carry):
             i, best, spent, _ = carry

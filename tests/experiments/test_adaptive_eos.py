@@ -108,7 +108,8 @@ TINY = ["train.steps=60", "train.eval_every=20", "data.n_train=200", "model.widt
 def test_quick_reproduction_marks_quick_and_keeps_every_claim(tmp_path):
     # In its own process: inside a long-lived pytest worker (after hundreds of other tests), XLA's CPU compiler
     # aborted the whole worker while compiling this reproduction's eval step (twice, in full-suite runs; never
-    # when run alone).  The cause is not known yet; a fresh process keeps the check and the rest of the suite.
+    # when run alone).  The likely cause is the kernel's vm.max_map_count (which make test raises when it can, see
+    # the Makefile); a fresh process keeps the check and the rest of the suite safe where it cannot be raised.
     import subprocess
     import sys
     code = ("import json, sys, jax; jax.config.update('jax_enable_x64', True); "
