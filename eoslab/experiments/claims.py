@@ -106,6 +106,42 @@ def certified_series(metrics: dict, name: str = "sharpness"):
     return steps[ok], values[ok], acc
 
 
+def across_seeds(per_seed: Sequence[Sequence[Claim]], seeds: Sequence[int]) -> list[Claim]:
+    """One claim per row from the same claims measured in several seeds (``per_seed[i]`` is seed ``seeds[i]``'s).
+
+    The rule, fixed before any run: a claim holds when it holds in every seed where it is testable, fails
+    when it fails in any seed, and is not testable (``holds = None``) when it is testable in none.  The
+    value is the median over the seeds of a numeric value (the seeds' values otherwise); the detail gives
+    every seed's value, their range and the first seed's own detail.  With one seed the claim says so.
+    """
+    if not per_seed or any(len(c) != len(per_seed[0]) for c in per_seed):
+        raise ValueError("across_seeds needs the same claims in every seed.")
+    out = []
+    for row in zip(*per_seed):
+        first = row[0]
+        values = [c.value for c in row]
+        numeric = all(isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
+                      for v in values)
+        marks = [c.holds for c in row]
+        tested = [h for h in marks if h is not None]
+        holds = None if not tested else bool(all(tested))
+        if numeric:
+            arr = np.asarray(values, float)
+            value = float(np.median(arr))
+            shown = ", ".join(f"seed {s}: {v:.4g}" for s, v in zip(seeds, arr))
+            spread = f"range {np.nanmin(arr):.4g}-{np.nanmax(arr):.4g}" if np.isfinite(arr).any() else "no finite value"
+        else:
+            value = {f"seed {s}": v for s, v in zip(seeds, values)}
+            shown, spread = format_value(value), "values per seed"
+        count = sum(1 for h in marks if h)
+        head = (f"{len(seeds)} seeds: {shown} ({spread}); holds in {count} of {len(seeds)} (holds if it holds in "
+                f"every seed where it is testable)" if len(seeds) > 1 else f"1 seed ({seeds[0]}) only")
+        detail = f"{head}; seed {seeds[0]}: {first.detail}" if first.detail else head
+        out.append(dataclasses.replace(first, value=value, holds=holds, detail=detail,
+                                       accuracy=combine(c.accuracy for c in row)))
+    return out
+
+
 def _jsonable(x):
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}

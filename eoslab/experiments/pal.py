@@ -69,8 +69,16 @@ Claims (thresholds fixed before measuring), per PAL run:
    number of steps; a PAL step costs one extra forward pass) at most 2x
    that of the best constant step of the grid.
 
+The minibatch settings run seeds 0, 1 and 2 (PAL and its baseline grid in
+each; :data:`SEEDS`): a claim holds there when it holds in every seed where
+it is testable, its value is the median over the seeds, and its detail gives
+each seed's value and their range
+(:func:`~eoslab.experiments.claims.across_seeds`).  Full-batch settings are
+deterministic and run once.
+
 ``--quick``: the MSE settings only (PAL and PAL beta=0.4 with minibatches, PAL
-in full batch, and their baselines), 500 steps, 8 profiles per run.  The full
+in full batch, and their baselines), 500 steps, 8 profiles per run, seed 0
+only (its minibatch claims say "1 seed (0) only").  The full
 run adds PAL beta=0.4 in full batch and the cross-entropy settings, 1000
 steps (CE: 300) and 12 profiles per run.  The claims of the runs ``--quick`` skips are
 rows of its table with holds = None and the reason; its titles and
@@ -96,7 +104,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eoslab.experiments.claims import Claim, certified_series, quick_title, write_claims
+from eoslab.experiments.claims import Claim, across_seeds, certified_series, quick_title, write_claims
 from eoslab.experiments.recipes import load_recipe
 from eoslab.plots import LOSS_LABELS, save_figure
 from eoslab.store import RunStore
@@ -117,6 +125,7 @@ LOCAL_HALF = 20  # local grid: 2 * 20 + 1 points on [-2 s_t, 2 s_t]
 MAX_ROWS_PER_CHUNK = 16384  # examples x grid points per profile chunk (the XLA note)
 QUICK_STEPS = 500
 QUICK_PROFILES = 8
+SEEDS = (0, 1, 2)  # minibatch settings (--quick: the first only)
 FULL_PROFILES = 12
 
 
@@ -652,16 +661,20 @@ def _jsonable(x):
 
 
 def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True,
-              overrides: list[str] | None = None, settings: tuple[str, ...] | None = None) -> list[Claim]:
+              overrides: list[str] | None = None, settings: tuple[str, ...] | None = None,
+              seeds: tuple[int, ...] = SEEDS) -> list[Claim]:
     """Train, profile and write pal-*.png/pdf, profiles.json, table.txt, claims.md and claims.json into ``out_dir``.
 
-    ``settings``: keys of :data:`SETTINGS` to run (default: all, or the quick ones with ``quick``).
+    ``settings``: keys of :data:`SETTINGS` to run (default: all, or the quick ones with ``quick``);
+    ``seeds``: those of the minibatch settings (``quick``: the first only).
     """
     out = Path(out_dir)
     t_start = time.perf_counter()
     chosen = [s for s in SETTINGS if (s.key in settings if settings is not None else (s.quick or not quick))]
     if not chosen:
         raise ValueError(f"no setting among {settings}; choose from {', '.join(s.key for s in SETTINGS)}.")
+    if not seeds:
+        raise ValueError("no seeds given; pass at least one, e.g. seeds=(0, 1, 2).")
     num_profiles = QUICK_PROFILES if quick else FULL_PROFILES
     claims: list[Claim] = []
     tables: list[str] = []
@@ -676,46 +689,63 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
                 claims += [c for run in setting.runs for c in not_run_claims(setting, run, why)]
                 continue
             runs = [r for r in setting.runs if r.quick or not quick]
-            base_cfg = _config(setting.baseline, _overrides(setting, None, quick, overrides), setting.suffix)
-            base = train(base_cfg, results_dir=out, store=store, progress=progress)
-            grid_losses = {float(lr): final_loss(base, i) for i, lr in enumerate(base.lrs)}
-            done = {k: v for k, v in grid_losses.items() if np.isfinite(v)}
-            best = min(done.items(), key=lambda kv: kv[1]) if done else (float("nan"), float("nan"))
-            pal_results, train_rows = [], []
+            minibatch = _config(setting.runs[0].recipe, _overrides(setting, None, quick, overrides),
+                                setting.suffix).optimizer.batch_size > 0
+            run_seeds = (tuple(seeds)[:1] if quick else tuple(seeds)) if minibatch else (None,)
+            if any(o.split("=", 1)[0].strip() == "seed" for o in overrides or []):
+                run_seeds = (None,)  # the caller chose the seed
+            per_run: dict[str, list[list[Claim]]] = {r.label: [] for r in runs}
+            train_rows = []
+            for seed in run_seeds:
+                user = ([] if seed is None else [f"seed={seed}"]) + list(overrides or [])
+                base_cfg = _config(setting.baseline, _overrides(setting, None, quick, user), setting.suffix)
+                base = train(base_cfg, results_dir=out, store=store, progress=progress)
+                grid_losses = {float(lr): final_loss(base, i) for i, lr in enumerate(base.lrs)}
+                done = {k: v for k, v in grid_losses.items() if np.isfinite(v)}
+                best = min(done.items(), key=lambda kv: kv[1]) if done else (float("nan"), float("nan"))
+                pal_results = []
+                seed_tag = "" if seed is None else f", seed {seed}"
+                for run in runs:
+                    cfg = _config(run.recipe, _overrides(setting, run, quick, user), setting.suffix + run.suffix)
+                    tag = f"{setting.label}, {run.label}"
+                    result = train(cfg, results_dir=out, store=store, progress=progress)
+                    pal_results.append((run.label, result))
+                    profiler = Profiler(cfg)
+                    steps = profile_steps(cfg.train.steps, num_profiles, replay_chunk(cfg.train.steps))
+                    records, replay_losses = profiler.run(steps)
+                    _, stored = result.series(0, "loss")
+                    m = min(len(stored), len(replay_losses))
+                    replay_diff = float(np.max(np.abs(stored[:m] - replay_losses[:m]))) if m else float("nan")
+                    summary = summarise_profiles(records, cfg.optimizer.alpha, profiler.minibatch)
+                    pal_loss = final_loss(result, 0)
+                    per_run[run.label].append(
+                        claims_for_run(f"[{tag}]", summary, cfg.optimizer.alpha, pal_loss, best, grid_losses))
+                    tables.append(format_profiles(tag + seed_tag, records, profiler.minibatch, replay_diff))
+                    eta = result.series(0, "step_size")[1]
+                    note = (f"median η_t over the second half {np.median(eta[len(eta) // 2:]):.3g}, "
+                            + edge_note(result.metrics[0]))
+                    train_rows.append((run.label + seed_tag, pal_loss, note))
+                    key = _slug(f"{setting.key}-{run.label}") + ("" if seed is None else f"-seed{seed}")
+                    if seed in (None, run_seeds[0]):  # the figures show the first seed
+                        save_figure(plot_profiles(tag, records, profiler.minibatch, cfg.optimizer.alpha, quick=quick),
+                                    out / f"pal-profiles-{_slug(f'{setting.key}-{run.label}')}")
+                    dump["runs"][key] = dict(label=tag, setting=setting.key, seed=cfg.seed, run_id=result.run_ids[0],
+                                             baseline_run_ids=list(base.run_ids), config=cfg.to_dict(),
+                                             minibatch=profiler.minibatch,
+                                             summary=summary, replay_max_abs_loss_diff=replay_diff,
+                                             final_loss=pal_loss, profiles=records)
+                for i, lr in enumerate(base.lrs):
+                    train_rows.append((f"constant η={lr:g}{seed_tag}", grid_losses[float(lr)], base.status[i]))
+                if seed in (None, run_seeds[0]):
+                    panels.append(dict(label=setting.label, loss=base_cfg.loss.name, pal=pal_results, baseline=base))
             for run in setting.runs:
                 if run not in runs:
                     claims += not_run_claims(setting, run, f"--quick runs {', '.join(r.label for r in runs)} here")
-                    continue
-                cfg = _config(run.recipe, _overrides(setting, run, quick, overrides), setting.suffix + run.suffix)
-                tag = f"{setting.label}, {run.label}"
-                result = train(cfg, results_dir=out, store=store, progress=progress)
-                pal_results.append((run.label, result))
-                profiler = Profiler(cfg)
-                steps = profile_steps(cfg.train.steps, num_profiles, replay_chunk(cfg.train.steps))
-                records, replay_losses = profiler.run(steps)
-                _, stored = result.series(0, "loss")
-                m = min(len(stored), len(replay_losses))
-                replay_diff = float(np.max(np.abs(stored[:m] - replay_losses[:m]))) if m else float("nan")
-                summary = summarise_profiles(records, cfg.optimizer.alpha, profiler.minibatch)
-                pal_loss = final_loss(result, 0)
-                claims += claims_for_run(f"[{tag}]", summary, cfg.optimizer.alpha, pal_loss, best, grid_losses)
-                tables.append(format_profiles(tag, records, profiler.minibatch, replay_diff))
-                eta = result.series(0, "step_size")[1]
-                note = (f"median η_t over the second half {np.median(eta[len(eta) // 2:]):.3g}, "
-                        + edge_note(result.metrics[0]))
-                train_rows.append((run.label, pal_loss, note))
-                key = _slug(f"{setting.key}-{run.label}")
-                save_figure(plot_profiles(tag, records, profiler.minibatch, cfg.optimizer.alpha, quick=quick),
-                            out / f"pal-profiles-{key}")
-                dump["runs"][key] = dict(label=tag, setting=setting.key, run_id=result.run_ids[0],
-                                         baseline_run_ids=list(base.run_ids), config=cfg.to_dict(),
-                                         minibatch=profiler.minibatch,
-                                         summary=summary, replay_max_abs_loss_diff=replay_diff,
-                                         final_loss=pal_loss, profiles=records)
-            for i, lr in enumerate(base.lrs):
-                train_rows.append((f"constant η={lr:g}", grid_losses[float(lr)], base.status[i]))
+                elif run_seeds == (None,):
+                    claims += per_run[run.label][0]
+                else:
+                    claims += across_seeds(per_run[run.label], run_seeds)
             tables.append(format_training(setting.label, train_rows))
-            panels.append(dict(label=setting.label, loss=base_cfg.loss.name, pal=pal_results, baseline=base))
     save_figure(plot_training(panels, title=quick_title("PAL (Mutschler & Zell 2020) and constant steps: training",
                                                         quick)), out / "pal-training")
     (out / "profiles.json").write_text(json.dumps(_jsonable(dump)) + "\n")

@@ -2,8 +2,9 @@
 import json
 
 import numpy as np
+import pytest
 
-from eoslab.experiments.claims import Accuracy, Claim, certified_series, combine, write_claims
+from eoslab.experiments.claims import Accuracy, Claim, across_seeds, certified_series, combine, write_claims
 
 
 def _series(steps, values):
@@ -67,3 +68,23 @@ def test_the_curvature_figure_marks_unconverged_sharpness_values():
     clean = dict(metrics, sharpness_converged=_series([0, 1, 2], [1, 1, 1]))
     fig = plot_curvature_runs([dict(label="gd", metrics=clean, threshold=20.0)])
     assert not any("not converged" in line.get_label() for line in fig.axes[1].get_lines())
+
+
+def test_across_seeds_holds_only_if_every_testable_seed_holds():
+    def row(value, holds, detail="d"):
+        return [Claim("c", "q", value, holds, detail=detail, accuracy=Accuracy(3, 1, 1e-3 * value))]
+
+    ok = across_seeds([row(1.0, True), row(3.0, True), row(2.0, True)], [0, 1, 2])[0]
+    assert ok.holds is True and ok.value == 2.0
+    assert "range 1-3" in ok.detail and "3 of 3" in ok.detail and "seed 0: d" in ok.detail
+    assert ok.accuracy == Accuracy(9, 3, 3e-3)
+    one_fails = across_seeds([row(1.0, True), row(3.0, False), row(2.0, True)], [0, 1, 2])[0]
+    assert one_fails.holds is False and "2 of 3" in one_fails.detail
+    untestable_seed = across_seeds([row(1.0, True), row(3.0, None), row(2.0, True)], [0, 1, 2])[0]
+    assert untestable_seed.holds is True
+    none = across_seeds([row(1.0, None), row(3.0, None)], [0, 1])[0]
+    assert none.holds is None
+    single = across_seeds([row(1.0, True)], [0])[0]
+    assert "1 seed (0) only" in single.detail and single.holds is True
+    with pytest.raises(ValueError, match="same claims"):
+        across_seeds([row(1.0, True), row(1.0, True) * 2], [0, 1])

@@ -145,7 +145,7 @@ def test_reproduction_on_a_tiny_setting_matches_a_recomputation(tmp_path):
     assert all(c["holds"] is None and c["value"] == "not run" and "not selected" in c["detail"] for c in skipped)
     assert [c["claim"] for c in skipped] == [c.claim for s, r in runs[2:] for c in pal.not_run_claims(s, r, "")]
     dump = json.loads((tmp_path / "profiles.json").read_text())
-    assert set(dump["runs"]) == {"mse-minibatch-pal", "mse-minibatch-pal-beta-0-4"}
+    assert set(dump["runs"]) == {"mse-minibatch-pal-seed0", "mse-minibatch-pal-beta-0-4-seed0"}  # --quick: 1 seed
     with RunStore.in_dir(tmp_path) as store:
         for k, (key, run) in enumerate(dump["runs"].items()):
             assert run["replay_max_abs_loss_diff"] == 0.0  # the replay is the stored trajectory
@@ -192,6 +192,26 @@ def test_reproduction_on_a_tiny_setting_matches_a_recomputation(tmp_path):
             assert c[2]["holds"] == bool(np.mean(convex) >= pal.CONVEX_FRACTION)
             alpha = run["config"]["optimizer"]["alpha"]
             assert c[3]["holds"] == bool(alpha / pal.RATIO_FACTOR <= np.median(ratios) <= alpha * pal.RATIO_FACTOR)
+
+
+def test_minibatch_claims_combine_seeds_with_their_spread(tmp_path):
+    claims = pal.reproduce(tmp_path, progress=False, overrides=TINY, settings=("mse-minibatch",), seeds=(0, 1))
+    dump = json.loads((tmp_path / "profiles.json").read_text())
+    assert set(dump["runs"]) == {f"mse-minibatch-{r}-seed{s}" for r in ("pal", "pal-beta-0-4") for s in (0, 1)}
+    with RunStore.in_dir(tmp_path) as store:
+        assert sorted(store.get_run(dump["runs"][f"mse-minibatch-pal-seed{s}"]["run_id"]).seed for s in (0, 1)) == [0, 1]
+    for k, run in enumerate(("pal", "pal-beta-0-4")):
+        per_seed = [dump["runs"][f"mse-minibatch-{run}-seed{s}"]["summary"] for s in (0, 1)]
+        assert per_seed[0]["r2_wide_batch_median"] != per_seed[1]["r2_wide_batch_median"]  # different seeds
+        r2 = claims[5 * k]
+        assert r2.value == pytest.approx(np.median([p["r2_wide_batch_median"] for p in per_seed]))
+        assert r2.detail.startswith("2 seeds: seed 0: ") and "range" in r2.detail
+        ratio = claims[5 * k + 3]
+        alpha = dump["runs"][f"mse-minibatch-{run}-seed0"]["config"]["optimizer"]["alpha"]
+        each = [alpha / pal.RATIO_FACTOR <= p["ratio_batch_median"] <= alpha * pal.RATIO_FACTOR for p in per_seed]
+        assert ratio.holds == all(each)  # holds only if it holds in every seed
+    with pytest.raises(ValueError, match="no seeds"):
+        pal.reproduce(tmp_path / "none", progress=False, overrides=TINY, settings=("mse-minibatch",), seeds=())
 
 
 @pytest.mark.slow
