@@ -65,11 +65,11 @@ from eoslab.train import Trainer, config_from_dict  # noqa: E402
 #: label -> optimizer section (lr: GD's step, a tuner's cap)
 RULES = {
     "gd": {"name": "gd", "lr": 0.1},
-    "armijo reset": {"name": "armijo", "lr": 10.0, "c": 1e-4, "decrease_factor": 0.5, "step_init": "reset"},
-    "armijo grow": {"name": "armijo", "lr": 10.0, "c": 1e-4, "decrease_factor": 0.5, "step_init": "grow",
+    "armijo reset": {"name": "armijo", "lr": 10.0, "c": 1e-4, "decrease_factor": 0.5, "init": "reset"},
+    "armijo grow": {"name": "armijo", "lr": 10.0, "c": 1e-4, "decrease_factor": 0.5, "init": "grow",
                     "increase_factor": 1.5},
-    "polyak": {"name": "polyak", "lr": 10.0, "f_star": 0.0, "polyak_c": 1.0, "polyak_variant": "max"},
-    "parabolic": {"name": "parabolic", "lr": 3.16, "mu": 1.0, "alpha": 1 / 0.6, "conjugate_beta": 0.0},
+    "polyak": {"name": "polyak", "lr": 10.0, "f_star": 0.0, "c": 1.0, "variant": "max"},
+    "parabolic": {"name": "parabolic", "lr": 3.16, "mu": 1.0, "alpha": 1 / 0.6, "beta": 0.0},
     "edge": {"name": "edge", "lr": 10.0, "sigma": 2.0},
 }
 

@@ -22,10 +22,10 @@ _EXPORTS = {
     "RunStore": "eoslab.store", "load_runs": "eoslab.store", "metrics_wide": "eoslab.store",
     "export": "eoslab.store", "load_dataset": "eoslab.data", "make_model": "eoslab.models",
     "armijo": "eoslab.tuners", "polyak": "eoslab.tuners", "parabolic": "eoslab.tuners", "edge": "eoslab.tuners",
-    "tuner_info": "eoslab.tuners", "line_profile": "eoslab.tuners",
+    "tuner_info": "eoslab.tuners", "line_profile": "eoslab.tuners", "get_rule": "eoslab.rules",
     "InputError": "eoslab.errors", "ConfigError": "eoslab.errors", "DataError": "eoslab.errors",
 }
-_SUBMODULES = {"curvature", "thresholds", "optimizers", "losses", "store", "data", "models", "train",
+_SUBMODULES = {"curvature", "thresholds", "rules", "losses", "store", "data", "models", "train",
                "experiments", "plots", "errors", "tuners", "sweep"}
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)

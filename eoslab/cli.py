@@ -111,7 +111,6 @@ def _open_store(results: str):
 def cmd_run(args) -> int:
     import numpy as np
 
-    from eoslab.optimizers import get_rule
     from eoslab.train import load_config, train
     cfg = load_config(args.config, args.overrides)
     result = train(cfg, results_dir=args.results, progress=not args.no_progress)
@@ -122,11 +121,11 @@ def cmd_run(args) -> int:
         sharp = f", final sharpness {lam[-1]:.4g} (threshold {result.thresholds[i]:.4g})" if len(lam) else ""
         _, eff = result.series(i, "effective_sharpness")
         _, eta = result.series(i, "step_size")
-        if get_rule(cfg.optimizer.name).tuner and len(eta):
+        if cfg.optimizer.rule.tuner and len(eta):
             sharp = f", median step size {np.median(eta):.4g}"
             if len(eff):
                 sharp += f", final η·λ1 {eff[-1]:.4g} (edge at 2), final sharpness {lam[-1]:.4g}"
-        if get_rule(cfg.optimizer.name).adaptive and len(eff):
+        if cfg.optimizer.rule.adaptive and len(eff):
             sharp = (f", final effective sharpness λ1(P⁻¹H) {eff[-1]:.4g} (threshold {result.thresholds[i]:.4g}), "
                      f"raw sharpness {lam[-1]:.4g}")
         print(f"run {rid}: lr={result.lrs[i]:g} {result.status[i]}{extra}, final loss {loss[-1]:.4g}{sharp}")

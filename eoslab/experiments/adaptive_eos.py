@@ -2,7 +2,7 @@
 
 Full-batch adaptive methods on fc-tanh [200, 200], digits, MSE (0.5 sum over
 outputs, mean over examples).  Each update is theta <- theta - P_t^{-1} m_t
-(:mod:`eoslab.optimizers`); the paper's *preconditioned sharpness* is
+(:mod:`eoslab.rules`); the paper's *preconditioned sharpness* is
 lambda_1(P~_t^{-1} H) with P~_t = eta P_t = (1 - beta1^t)(diag(sqrt(v_hat_t)) + eps)
 for Adam, and its threshold is (2 + 2 beta1) / ((1 - beta1) eta): 38/eta for
 beta1 = 0.9, 2/eta for beta1 = 0 and for RMSProp.  Only converged eigenvalue
@@ -108,7 +108,7 @@ def summarise(result: TrainResult) -> list[dict]:
     cfg = result.config
     return [summarise_member(result.metrics[i], eta=lr, threshold=result.thresholds[i], total=cfg.train.steps,
                              status=result.status[i], diverged_step=result.diverged_step[i],
-                             freeze_step=cfg.optimizer.freeze_step or 0)
+                             freeze_step=getattr(cfg.optimizer.hp, "freeze_step", 0))
             for i, lr in enumerate(result.lrs)]
 
 

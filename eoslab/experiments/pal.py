@@ -149,7 +149,7 @@ class Setting:
     quick: bool = False
 
 
-CONJ = ("optimizer.conjugate_beta=0.4",)
+CONJ = ("optimizer.beta=0.4",)
 SETTINGS = (
     Setting("mse-minibatch", "MSE, batch 128",
             (PalRun("pal", "PAL", quick=True), PalRun("pal-conjugate", "PAL β=0.4", quick=True)), "pal-sgd",
@@ -231,7 +231,7 @@ class Profiler:
         self.cfg = cfg
         self.trainer = Trainer(dataclasses.replace(cfg, probes=dataclasses.replace(cfg.probes, sharpness_k=0)))
         tr, prob = self.trainer, self.trainer.problem
-        self.mu, self.alpha, self.s_max = cfg.optimizer.mu, cfg.optimizer.alpha, cfg.lrs[0]
+        self.mu, self.alpha, self.s_max = cfg.optimizer.hp.mu, cfg.optimizer.hp.alpha, cfg.lrs[0]
         self.minibatch = tr.minibatch
         self.names = ("batch", "full") if self.minibatch else ("full",)
         self.wide = wide_grid(self.mu, self.s_max)
@@ -507,7 +507,7 @@ def not_run_claims(setting: Setting, run: PalRun, reason: str) -> list[Claim]:
     loss_word = "full-batch" if cfg.optimizer.batch_size == 0 else "minibatch"
     tag = f"[{setting.label}, {run.label}]"
     return [Claim(claim, quantity, "not run", None, PAPER, reason)
-            for claim, quantity in claim_texts(tag, loss_word, cfg.optimizer.alpha)]
+            for claim, quantity in claim_texts(tag, loss_word, cfg.optimizer.hp.alpha)]
 
 
 # ---- tables and figures ------------------------------------------------------------
@@ -716,10 +716,10 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
                     _, stored = result.series(0, "loss")
                     m = min(len(stored), len(replay_losses))
                     replay_diff = float(np.max(np.abs(stored[:m] - replay_losses[:m]))) if m else float("nan")
-                    summary = summarise_profiles(records, cfg.optimizer.alpha, profiler.minibatch)
+                    summary = summarise_profiles(records, cfg.optimizer.hp.alpha, profiler.minibatch)
                     pal_loss = final_loss(result, 0)
                     per_run[run.label].append(
-                        claims_for_run(f"[{tag}]", summary, cfg.optimizer.alpha, pal_loss, best, grid_losses))
+                        claims_for_run(f"[{tag}]", summary, cfg.optimizer.hp.alpha, pal_loss, best, grid_losses))
                     tables.append(format_profiles(tag + seed_tag, records, profiler.minibatch, replay_diff))
                     eta = result.series(0, "step_size")[1]
                     note = (f"median η_t over the second half {np.median(eta[len(eta) // 2:]):.3g}, "
@@ -727,7 +727,7 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
                     train_rows.append((run.label + seed_tag, pal_loss, note))
                     key = _slug(f"{setting.key}-{run.label}") + ("" if seed is None else f"-seed{seed}")
                     if seed in (None, run_seeds[0]):  # the figures show the first seed
-                        save_figure(plot_profiles(tag, records, profiler.minibatch, cfg.optimizer.alpha, quick=quick),
+                        save_figure(plot_profiles(tag, records, profiler.minibatch, cfg.optimizer.hp.alpha, quick=quick),
                                     out / f"pal-profiles-{_slug(f'{setting.key}-{run.label}')}")
                     dump["runs"][key] = dict(label=tag, setting=setting.key, seed=cfg.seed, run_id=result.run_ids[0],
                                              baseline_run_ids=list(base.run_ids), config=cfg.to_dict(),

@@ -11,11 +11,9 @@ size.  Unknown keys, wrong types and invalid values raise
     [data]      name, n_train, n_test, data_dir, image
     [model]     name, widths, bias, init, param, zero_last
     [loss]      name ("mse" | "mse-mean" | "ce")
-    [optimizer] name, lr, lr_units, beta, batch_size (0: full batch), beta1, beta2, eps,
-                weight_decay, momentum, freeze_step, and the tuners' c,
-                decrease_factor, max_backtracks, step_init, increase_factor,
-                on_failure, f_star, polyak_c, polyak_variant, mu, alpha,
-                conjugate_beta, sigma, ema (see eoslab.optimizers)
+    [optimizer] name, lr, lr_units, batch_size (0: full batch), and the rule's own
+                hyper-parameters (eoslab.rules: e.g. beta for heavy-ball, beta1,
+                beta2, eps for adam)
     [train]     steps, eval_every, stop_loss, stop_accuracy, diverge_above,
                 chunk_size, checkpoint_every, dtype
     [probes]    sharpness_k, sharpness_subset, every_step, tol, max_hvps, eval_max_hvps,
@@ -60,37 +58,27 @@ class LossConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    name: str = "gd"
-    lr: float | tuple[float, ...] = 0.1
-    lr_units: str = "absolute"  # "1/lambda0": lr is c and the step size is c / lambda_0 (sharpness at init)
-    beta: float = 0.9  # momentum (heavy-ball, nesterov)
-    batch_size: int = 0  # 0: full batch
-    beta1: float = 0.9  # Adam's first-moment decay (adam, adamw, frozen-adam)
-    beta2: float = 0.999  # second-moment decay (adam*, rmsprop*)
-    eps: float = 1e-8  # added to the root of the second moment (adaptive rules)
-    weight_decay: float = 0.0  # decoupled weight decay (adamw)
-    momentum: float = 0.0  # heavy-ball momentum on the preconditioned step (rmsprop, frozen-rmsprop)
-    freeze_step: int = 0  # frozen-*: the preconditioner stops updating after this many steps (>= 1)
-    # step-size tuners (eoslab.tuners); lr is then the largest step the tuner may take
-    c: float = 1e-4  # armijo: sufficient-decrease constant, in (0, 1)
-    decrease_factor: float = 0.5  # armijo: backtracking factor, in (0, 1)
-    max_backtracks: int = 30  # armijo
-    step_init: str = "reset"  # armijo: first trial step: "reset" (lr), "keep" (last step), "grow"
-    increase_factor: float = 1.5  # armijo "grow": last step times this (capped at lr)
-    on_failure: str = "take"  # armijo: "take" the last trial step or "skip" the step when the search fails
-    f_star: float = 0.0  # polyak: the optimal value f*
-    polyak_c: float = 1.0  # polyak: eta = (f - f*) / (c |g|^2)
-    polyak_variant: str = "max"  # polyak: "max" (SPS_max) or "plus" (SPS+)
-    mu: float = 1.0  # parabolic: measuring distance along the unit direction
-    alpha: float = 1 / 0.6  # parabolic: step = alpha times the parabola's minimum
-    conjugate_beta: float = 0.0  # parabolic: d = u + beta d_prev
-    sigma: float = 2.0  # edge (CDAT): 1 "greedy", 2 "on edge"
-    ema: float = 0.0  # edge (CDAT): EMA factor of numerator and denominator, in [0, 1)
+    """The update rule: its name, step size(s) and batch size, and the rule's own hyper-parameters.
 
-    def hyperparams(self) -> dict:
-        """The hyper-parameters an update rule reads (besides lr)."""
-        from eoslab.optimizers import HYPERPARAMS
-        return {k: getattr(self, k) for k in HYPERPARAMS}
+    In TOML every key sits in ``[optimizer]``; the keys besides ``name``, ``lr``, ``lr_units`` and
+    ``batch_size`` are the rule's hyper-parameters (``hp``, the rule's ``Hyper`` dataclass in
+    :mod:`eoslab.rules`), and a key the rule does not take is an error naming the ones it does.
+    """
+    name: str = "gd"
+    lr: float | tuple[float, ...] = 0.1  # the step size eta, or c with lr_units = "1/lambda0"; for a tuner its cap
+    lr_units: str = "absolute"  # "1/lambda0": lr is c and the step size is c / lambda_0 (sharpness at init)
+    batch_size: int = 0  # 0: full batch
+    hp: Any = None  # the rule's hyper-parameters (None: the rule's defaults)
+
+    def __post_init__(self):
+        if self.hp is None:
+            object.__setattr__(self, "hp", self.rule.Hyper())
+
+    @property
+    def rule(self):
+        """The update rule (:mod:`eoslab.rules`)."""
+        from eoslab.rules import get_rule
+        return get_rule(self.name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +128,10 @@ class RunConfig:
         return dataclasses.replace(self, optimizer=dataclasses.replace(self.optimizer, lr=float(lr)))
 
     def to_dict(self) -> dict:
-        return _to_plain(dataclasses.asdict(self))
+        """Plain values, as in a TOML file (the rule's hyper-parameters flat in ``optimizer``)."""
+        out = _to_plain(dataclasses.asdict(self))
+        out["optimizer"].update(out["optimizer"].pop("hp"))
+        return out
 
 
 def _to_plain(x):
@@ -201,6 +192,8 @@ def _describe(tp) -> str:
 def _build(cls, raw: dict, prefix: str):
     if not isinstance(raw, dict):
         raise ConfigError(f"[{prefix}] must be a table of keys, not {raw!r}.")
+    if cls is OptimizerConfig:
+        return _build_optimizer(raw, prefix)
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -214,6 +207,18 @@ def _build(cls, raw: dict, prefix: str):
         else:
             kwargs[key] = _coerce(value, tp, full)
     return cls(**kwargs)
+
+
+def _build_optimizer(raw: dict, prefix: str) -> OptimizerConfig:
+    """``[optimizer]``: the keys every rule has, then the rule's hyper-parameters (its ``Hyper`` dataclass)."""
+    from eoslab.rules import get_rule
+    hints = typing.get_type_hints(OptimizerConfig)
+    common = {f.name for f in dataclasses.fields(OptimizerConfig)} - {"hp"}
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}") for k, v in raw.items() if k in common}
+    rule = get_rule(kwargs.get("name", "gd"))
+    rest = {k: v for k, v in raw.items() if k not in common}
+    rule.check_keys(rest)  # a key the rule does not take: one sentence naming those it does
+    return OptimizerConfig(**kwargs, hp=_build(rule.Hyper, rest, prefix))
 
 
 def config_from_dict(raw: dict) -> RunConfig:
@@ -270,7 +275,6 @@ def validate(cfg: RunConfig) -> None:
     from eoslab.data import check_dataset_name
     from eoslab.losses import LOSSES
     from eoslab.models import available_models
-    from eoslab.optimizers import get_rule, validate_hyperparams
 
     check_dataset_name(cfg.data.name)
     if cfg.model.name not in available_models():
@@ -278,11 +282,11 @@ def validate(cfg: RunConfig) -> None:
                           f"{', '.join(available_models())}.")
     if cfg.loss.name not in LOSSES:
         raise ConfigError(f"unknown loss loss.name={cfg.loss.name!r}; choose one of {', '.join(LOSSES)}.")
-    get_rule(cfg.optimizer.name)
+    rule = cfg.optimizer.rule
     if not cfg.lrs:
         raise ConfigError("optimizer.lr is an empty list; give at least one step size.")
     for lr in cfg.lrs:
-        validate_hyperparams(cfg.optimizer.name, lr, **cfg.optimizer.hyperparams())
+        rule.check(lr, cfg.optimizer.hp)
     if len(set(cfg.lrs)) != len(cfg.lrs):
         raise ConfigError(f"optimizer.lr={list(cfg.lrs)} repeats a step size; list each once.")
     checks = [

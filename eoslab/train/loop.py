@@ -25,7 +25,7 @@ Metrics (one series per member, at step t meaning "at theta_t"):
   more than ``probes.jump`` or a solve did not converge
   (:class:`~eoslab.curvature.SharpnessTracker`);
 * ``effective_sharpness`` = lambda_1(P_t^{-1} H), P_t the rule's preconditioner
-  (:mod:`eoslab.optimizers`, step size included): for the SGD family
+  (:mod:`eoslab.rules`, step size included): for the SGD family
   (P = I / eta) it is lr * sharpness; for adaptive rules (diagonal P_t read from
   the optimizer state after the step that produced theta_t) a second
   warm-started tracker on P^{-1/2} H P^{-1/2} measures it, at the same steps as
@@ -67,7 +67,6 @@ import optax
 
 from eoslab.curvature import SharpnessTracker, hvp
 from eoslab.curvature.eigen import default_max_hvps
-from eoslab.optimizers import get_rule
 from eoslab.store import RunStore, config_hash
 from eoslab.train.checkpoint import load_checkpoint, save_checkpoint
 from eoslab.train.config import RunConfig
@@ -120,13 +119,13 @@ class Trainer:
     def __init__(self, cfg: RunConfig, problem: Problem | None = None, seeds: tuple[int, ...] | None = None):
         self.cfg = cfg
         self.problem = problem or build_problem(cfg)
-        self.rule = get_rule(cfg.optimizer.name)
+        self.rule = cfg.optimizer.rule
         self.dtype = self.problem.x_train.dtype
         self.lrs = jnp.asarray(cfg.lrs, self.dtype)
         self.seeds = tuple(int(s) for s in seeds) if seeds is not None else (cfg.seed,) * len(cfg.lrs)
         if len(self.seeds) != len(cfg.lrs):
             raise ValueError(f"{len(self.seeds)} seeds for {len(cfg.lrs)} step sizes; give one seed per member.")
-        self.hp = cfg.optimizer.hyperparams()
+        self.hp = cfg.optimizer.hp
         self.relative_lr = cfg.optimizer.lr_units == "1/lambda0"
         self.thresholds, self.effective_thresholds = self.thresholds_for(cfg.lrs)
         p = cfg.probes
@@ -154,20 +153,20 @@ class Trainer:
 
     def thresholds_for(self, lrs) -> tuple[list[float], list[float]]:
         """(threshold, effective threshold) of each step size: raw 2/eta-style for the SGD family, else effective."""
-        eff = [float(self.rule.effective_threshold(lr=float(lr), **self.hp)) for lr in lrs]
+        eff = [float(self.rule.threshold(float(lr), self.hp)) for lr in lrs]
         raw = (list(eff) if self.rule.adaptive or self.rule.tuner else
-               [float(self.rule.raw_threshold(float(lr), **self.hp)) for lr in lrs])
+               [float(self.rule.raw_threshold(float(lr), self.hp)) for lr in lrs])
         return raw, eff
 
     # ---- per-member pieces -------------------------------------------------
     def _tx(self, lr) -> optax.GradientTransformation:
-        return self.rule.build(lr, **self.hp)
+        return self.rule.transform(lr, self.hp)
 
     def preconditioner(self, opt_state, lr) -> PyTree | None:
         """P_t of one member (None for the SGD family, where P = I / lr)."""
         if not self.rule.adaptive:
             return None
-        return self.rule.preconditioner(opt_state, lr, **self.hp)
+        return self.rule.preconditioner(opt_state, lr, self.hp)
 
     def _init_member(self, seed):
         """theta_0 and the tracker states of one member (a cold solve when sharpness is probed)."""

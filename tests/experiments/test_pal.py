@@ -14,9 +14,9 @@ TINY = ["train.steps=60", "train.eval_every=30", "data.n_train=200", "model.widt
 def test_recipes_use_the_published_pal_defaults():
     cfg = load_recipe("pal")
     assert cfg.optimizer.name == "parabolic" and cfg.lrs == (3.16,)
-    assert cfg.optimizer.mu == 1.0 and cfg.optimizer.alpha == pytest.approx(1 / 0.6)
-    assert cfg.optimizer.conjugate_beta == 0.0 and cfg.optimizer.batch_size == 128
-    assert load_recipe("pal-conjugate").optimizer.conjugate_beta == 0.4
+    assert cfg.optimizer.hp.mu == 1.0 and cfg.optimizer.hp.alpha == pytest.approx(1 / 0.6)
+    assert cfg.optimizer.hp.beta == 0.0 and cfg.optimizer.batch_size == 128
+    assert load_recipe("pal-conjugate").optimizer.hp.beta == 0.4
     assert load_recipe("pal-ce").loss.name == "ce"
     for name in ("pal-sgd", "pal-ce-sgd"):
         base = load_recipe(name)

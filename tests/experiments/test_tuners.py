@@ -26,15 +26,15 @@ def test_recipes_load_with_the_papers_settings():
                                                                cfgs["gd"].train, 0)
         assert c.optimizer.batch_size == 0 and c.probes.sharpness_k == 1
     assert len(cfgs["gd"].lrs) >= 4
-    arm = cfgs["armijo"].optimizer
-    assert arm.step_init == "reset" and cfgs["armijo"].lrs == (10.0,)
-    pol = cfgs["polyak"].optimizer
-    assert (pol.f_star, pol.polyak_c, pol.polyak_variant) == (0.0, 1.0, "max")
-    pal = cfgs["pal"].optimizer  # PAL's published defaults
+    arm = cfgs["armijo"].optimizer.hp
+    assert arm.init == "reset" and cfgs["armijo"].lrs == (10.0,)
+    pol = cfgs["polyak"].optimizer.hp
+    assert (pol.f_star, pol.c, pol.variant) == (0.0, 1.0, "max")
+    pal = cfgs["pal"].optimizer.hp  # PAL's published defaults
     assert cfgs["pal"].lrs == (3.16,) and pal.mu == 1.0 and pal.alpha == pytest.approx(1 / 0.6)
-    assert pal.conjugate_beta == 0.0
-    assert (cfgs["cdat1"].optimizer.sigma, cfgs["cdat2"].optimizer.sigma) == (1.0, 2.0)
-    assert cfgs["cdat1"].optimizer.ema == cfgs["cdat2"].optimizer.ema == 0.0
+    assert pal.beta == 0.0
+    assert (cfgs["cdat1"].optimizer.hp.sigma, cfgs["cdat2"].optimizer.hp.sigma) == (1.0, 2.0)
+    assert cfgs["cdat1"].optimizer.hp.ema == cfgs["cdat2"].optimizer.hp.ema == 0.0
     for m in tuners.STOCHASTIC:
         c = load_recipe(m.recipe)
         assert c.name == m.recipe and c.optimizer.batch_size > 0 and c.model == cfgs["gd"].model

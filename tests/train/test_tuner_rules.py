@@ -43,10 +43,10 @@ def _manual_losses(cfg, tuner, steps):
 
 
 @pytest.mark.parametrize("name,opt,make", [
-    ("armijo", dict(c=0.3, step_init="grow"),
+    ("armijo", dict(c=0.3, init="grow"),
      lambda t: t.armijo(c=0.3, max_step=2.0, init="grow", decrease_factor=0.5, max_backtracks=30,
                         increase_factor=1.5)),
-    ("polyak", dict(polyak_c=0.5), lambda t: t.polyak(c=0.5, max_step=2.0)),
+    ("polyak", dict(c=0.5), lambda t: t.polyak(c=0.5, max_step=2.0)),
     ("edge", dict(sigma=1.5), lambda t: t.edge(sigma=1.5, max_step=2.0)),
 ])
 def test_trainer_follows_the_tuners_own_optax_loop(tmp_path, name, opt, make):
@@ -129,11 +129,11 @@ def test_minibatch_tuner_sees_the_minibatch_loss(tmp_path):
 @pytest.mark.parametrize("opt,key", [
     (dict(name="armijo", c=1.5), "optimizer.c=1.5"),
     (dict(name="armijo", decrease_factor=1.0), "optimizer.decrease_factor=1.0"),
-    (dict(name="armijo", step_init="sometimes"), "optimizer.step_init="),
+    (dict(name="armijo", init="sometimes"), "optimizer.init="),
     (dict(name="parabolic", mu=0.0), "optimizer.mu=0.0"),
     (dict(name="edge", sigma=-1.0), "optimizer.sigma=-1.0"),
-    (dict(name="polyak", polyak_c=0.0), "optimizer.polyak_c=0.0"),
-    (dict(name="polyak", polyak_variant="min"), "optimizer.polyak_variant="),
+    (dict(name="polyak", c=0.0), "optimizer.c=0.0"),
+    (dict(name="polyak", variant="min"), "optimizer.variant="),
 ])
 def test_bad_tuner_settings_name_the_config_key(opt, key):
     raw = {**TINY, "optimizer": {"lr": [1.0], **opt}}

@@ -1,0 +1,125 @@
+"""RMSProp: P_t from an EMA of squared gradients, optional heavy-ball momentum on the preconditioned step.
+
+``rmsprop`` (``optax.rmsprop`` with ``eps_in_sqrt=False``, PyTorch's placement,
+initial scale 0, no bias correction; ``momentum`` = beta)::
+
+    nu_t = b2 nu + (1 - b2) g^2,   u_t = g / (sqrt(nu_t) + eps)
+    no momentum:   theta -= eta u_t
+    momentum beta: b_t = beta b - eta u_t (optax ``trace``);  theta += b_t
+
+so P_t = (sqrt(nu_t) + eps) / eta and m_t = g (threshold 2, as GD), or with
+momentum m_t = -P_t b_t, which for a frozen P is the heavy-ball buffer
+beta m + g (threshold 2 + 2 beta, as heavy ball: the characteristic
+polynomial z^2 - (1 + beta - lambda) z + beta has the root -1 at
+lambda = 2 + 2 beta).
+
+``frozen-rmsprop``: nu stops updating after ``freeze_step`` updates.
+
+>>> from eoslab.rules import get_rule
+>>> rule = get_rule("rmsprop")
+>>> rule.threshold(1e-3, rule.hyper(momentum=0.5))
+3.0
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from eoslab import thresholds
+from eoslab.rules.base import PyTree, Rule, check_decay, check_nonnegative, check_steps, find_state, positive
+
+
+@dataclasses.dataclass(frozen=True)
+class RmsHyper:
+    beta2: float = 0.999  # second-moment decay
+    eps: float = 1e-8  # added to the root of the second moment
+    momentum: float = 0.0  # heavy-ball momentum on the preconditioned step
+
+    def check(self, lr):
+        check_decay("beta2", self.beta2)
+        check_nonnegative("eps", self.eps)
+        check_decay("momentum", self.momentum)
+
+
+def rms_p(nu, lr, eps):
+    """P = (sqrt(nu) + eps) / lr."""
+    return jax.tree_util.tree_map(lambda n: positive((jnp.sqrt(n) + eps) / lr), nu)
+
+
+def _heavy_ball_momentum(opt_state, grad, P):
+    """m_t = -P_t b_t from the trace buffer b_t, or g without momentum."""
+    trace = [x for x in jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, optax.TraceState))
+             if isinstance(x, optax.TraceState)]
+    if not trace:
+        return grad
+    return jax.tree_util.tree_map(lambda b, p: -p * b, trace[0].trace, P)
+
+
+class RMSProp(Rule):
+    """RMSProp (``optax.rmsprop``, eps outside the root); threshold 2 + 2 momentum."""
+    name = "rmsprop"
+    doc = "RMSProp, eps outside the square root, optional heavy-ball momentum"
+    Hyper = RmsHyper
+    adaptive = True
+    state_type = optax.ScaleByRmsState
+
+    def transform(self, lr, hp):
+        return optax.rmsprop(lr, decay=hp.beta2, eps=hp.eps, eps_in_sqrt=False,
+                             momentum=hp.momentum if hp.momentum else None)
+
+    def preconditioner(self, opt_state, lr, hp):
+        return rms_p(find_state(opt_state, self.state_type).nu, lr, hp.eps)
+
+    def momentum(self, opt_state, grad, lr, hp):
+        return _heavy_ball_momentum(opt_state, grad, self.preconditioner(opt_state, lr, hp))
+
+
+    def threshold(self, lr, hp):
+        return thresholds.heavy_ball_threshold(1.0, hp.momentum)
+
+
+class FrozenRmsState(NamedTuple):
+    count: jax.Array
+    nu: PyTree
+
+
+def scale_by_frozen_rms(decay: float, eps: float, freeze_step: int) -> optax.GradientTransformation:
+    """``scale_by_rms(eps_in_sqrt=False)`` whose nu stops updating after ``freeze_step`` updates."""
+    def init(params):
+        return FrozenRmsState(jnp.zeros([], jnp.int32), jax.tree_util.tree_map(jnp.zeros_like, params))
+
+    def update(updates, state, params=None):
+        del params
+        count = state.count + 1
+        live = count <= freeze_step
+        nu = jax.tree_util.tree_map(lambda g, n: jnp.where(live, decay * n + (1 - decay) * g * g, n),
+                                    updates, state.nu)
+        out = jax.tree_util.tree_map(lambda g, n: g / (jnp.sqrt(n) + eps), updates, nu)
+        return out, FrozenRmsState(count, nu)
+
+    return optax.GradientTransformation(init, update)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenRmsHyper(RmsHyper):
+    freeze_step: int = 0  # the preconditioner stops updating after this many steps (>= 1)
+
+    def check(self, lr):
+        super().check(lr)
+        check_steps("freeze_step", self.freeze_step, "the number of steps before the preconditioner freezes")
+
+
+class FrozenRMSProp(RMSProp):
+    """RMSProp whose second moment freezes after ``freeze_step`` updates; threshold as RMSProp's."""
+    name = "frozen-rmsprop"
+    doc = "RMSProp whose preconditioner freezes after freeze_step steps"
+    Hyper = FrozenRmsHyper
+    state_type = FrozenRmsState
+
+    def transform(self, lr, hp):
+        return optax.chain(scale_by_frozen_rms(hp.beta2, hp.eps, hp.freeze_step), optax.scale_by_learning_rate(lr),
+                           optax.trace(decay=hp.momentum) if hp.momentum else optax.identity())
