@@ -93,6 +93,7 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh  # no
 from eoslab.curvature import SharpnessTracker, flat_operator, hvp, top_eigenpairs  # noqa: E402
 from eoslab.curvature.block_lanczos import block_lanczos  # noqa: E402
 from eoslab.data import load_dataset  # noqa: E402
+from eoslab.jsonable import jsonable  # noqa: E402
 from eoslab.losses import make_loss_fn  # noqa: E402
 from eoslab.models import make_model  # noqa: E402
 
@@ -782,22 +783,6 @@ def print_report(problem: Problem, cfg: Config, truths: list[dict], dense: list[
         print(f"  [{'met' if tg['met'] else 'NOT met'}] {tg['what']}: {tg['value']}")
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return None  # eigenvectors are not written
-    if isinstance(x, (np.floating, float)):
-        return None if math.isnan(x) else float(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -869,7 +854,7 @@ def main(argv=None) -> int:
             seconds=elapsed,
         )
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_jsonable(out), indent=1))
+        args.json.write_text(json.dumps(jsonable(out, nonfinite="null"), indent=1))
         print(f"wrote {args.json}")
     return 0
 

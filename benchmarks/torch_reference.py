@@ -87,6 +87,7 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 
 from eoslab.curvature import flat_operator  # noqa: E402
 from eoslab.data import load_dataset  # noqa: E402
+from eoslab.jsonable import jsonable  # noqa: E402
 from eoslab.train import Trainer, config_from_dict, train  # noqa: E402
 
 
@@ -534,24 +535,6 @@ def evaluate_targets(cfg: Config, runs: dict, agree: dict, e2e: dict) -> dict:
     }
 
 
-def _jsonable(x):
-    if dataclasses.is_dataclass(x):
-        return _jsonable({k: v for k, v in dataclasses.asdict(x).items() if k != "params"})
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.floating, float)):
-        return None if math.isnan(float(x)) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="300 steps, one round (under a minute)")
@@ -615,7 +598,8 @@ def main(argv=None) -> int:
                             cpu_count=os.cpu_count(), eoslab=code_version()),
             config=dataclasses.asdict(cfg),
             targets=targets,
-            runs={k: v for k, v in runs.items()},
+            runs={k: dataclasses.replace(v, params={}) if dataclasses.is_dataclass(v) else v  # params not written
+                  for k, v in runs.items()},
             eoslab_warmup_seconds=warm,
             end_to_end=e2e,
             agreement=agree,
@@ -624,7 +608,7 @@ def main(argv=None) -> int:
             seconds=elapsed,
         )
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_jsonable(out), indent=1))
+        args.json.write_text(json.dumps(jsonable(out, nonfinite="null"), indent=1))
         print(f"wrote {args.json}")
     return 0
 

@@ -72,6 +72,7 @@ import numpy as np  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 from eoslab.curvature import flat_operator, top_eigenpairs, value_grad_hvp  # noqa: E402
+from eoslab.jsonable import jsonable  # noqa: E402
 from eoslab.train import Trainer, config_from_dict  # noqa: E402
 
 
@@ -558,20 +559,6 @@ def evaluate_targets(cfg: Config, modes: dict[str, Mode], acc: dict, micro: dict
     }
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return None if math.isnan(float(x)) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="500 steps, one round, shorter extras (about 2 min)")
@@ -625,7 +612,7 @@ def main(argv=None) -> int:
             accuracy=acc, tracker_settings=var, ensemble=ens, micro_timings=micro, seconds=elapsed,
         )
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_jsonable(out), indent=1))
+        args.json.write_text(json.dumps(jsonable(out, nonfinite="null"), indent=1))
         print(f"wrote {args.json}")
     return 0
 

@@ -149,6 +149,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from eoslab.errors import ConfigError
+from eoslab.experiments import statistics as st
 from eoslab.experiments.claims import Claim, quick_title, write_claims
 from eoslab.models.toy import (
     LogCoshProduct,
@@ -632,19 +633,6 @@ def run_single(model, theta0, eta, steps: int, *, divergence_limit: float = 1e8)
 # --------------------------------------------------------------------------
 
 
-def _quantiles(d: np.ndarray, tol: float) -> dict:
-    if d.size == 0:
-        return {"n_points": 0, "median": float("nan"), "p99": float("nan"), "max": float("nan"),
-                "fraction_within_tol": float("nan")}
-    return {
-        "n_points": int(d.size),
-        "median": float(np.median(d)),
-        "p99": float(np.percentile(d, 99)),
-        "max": float(np.max(d)),
-        "fraction_within_tol": float(np.mean(d <= tol)),
-    }
-
-
 def final_within(sharpness: np.ndarray, eta: float, tol: float) -> np.ndarray:
     """Per initialisation: eta * lambda / 2 within ``tol`` of 1 at *both* of the last two steps.
 
@@ -682,7 +670,7 @@ def summarise(model, ens: Ensemble, *, burn_in: int, edge_p: float, curve_tol: f
     for order, key in ((1, "slow_manifold"), (0, "r_curve")):
         d_all = np.full(p.shape, np.nan)
         d_all[edge] = np.asarray(curve_distance(model, pts_p, pts_q, eta, order=order))
-        stats = _quantiles(d_all[edge], curve_tol)
+        stats = st.distances_within(d_all[edge], curve_tol)
         stats["p99_abs_p"] = float(np.percentile(np.abs(pts_p), 99)) if pts_p.size else float("nan")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # inits without edge points: all-NaN columns

@@ -23,6 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from eoslab.jsonable import jsonable
+
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
@@ -37,8 +39,8 @@ class Claim:
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
-        d["value"] = _jsonable(self.value)
-        d["accuracy"] = None if self.accuracy is None else _jsonable(dataclasses.asdict(self.accuracy))
+        d["value"] = jsonable(self.value)
+        d["accuracy"] = None if self.accuracy is None else jsonable(dataclasses.asdict(self.accuracy))
         return d
 
 
@@ -142,21 +144,9 @@ def across_seeds(per_seed: Sequence[Sequence[Claim]], seeds: Sequence[int]) -> l
     return out
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if hasattr(x, "item") and getattr(x, "shape", None) == ():
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    return x
-
-
 def format_value(x) -> str:
     """A measured value in 4 significant digits (dicts and lists element-wise)."""
-    x = _jsonable(x)
+    x = jsonable(x)
     if isinstance(x, float):
         return f"{x:.4g}"
     if isinstance(x, dict):

@@ -106,7 +106,10 @@ import numpy as np
 
 from eoslab.experiments.claims import Claim, across_seeds, certified_series, quick_title, write_claims
 from eoslab.experiments.recipes import load_recipe
+from eoslab.jsonable import jsonable
 from eoslab.plots import LOSS_LABELS, save_figure
+from eoslab.pytree import tree_vdot
+from eoslab.rules import find_state
 from eoslab.store import RunStore
 from eoslab.train import RunConfig, Trainer, TrainResult, train
 from eoslab.tuners import tuner_info
@@ -209,18 +212,6 @@ def wide_grid(mu: float, s_max: float) -> np.ndarray:
 
 # ---- the profiles --------------------------------------------------------------
 
-def _pal_state(opt_state) -> ParabolicState:
-    for leaf in jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, ParabolicState)):
-        if isinstance(leaf, ParabolicState):
-            return leaf
-    raise ValueError("the optimizer state holds no ParabolicState; profile PAL runs only (optimizer.name = "
-                     "'parabolic').")
-
-
-def _dot(a, b):
-    return sum(jnp.vdot(x, y).real for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
-
-
 class Profiler:
     """Replays a PAL run with the Trainer and profiles the loss along its update direction at chosen steps."""
 
@@ -254,12 +245,12 @@ class Profiler:
             loss_fn = tr.step_loss_fn(t)
             loss, grads = jax.value_and_grad(loss_fn)(params)
             updates, new_state = tr._update(params, opt_state, lr, loss, grads, loss_fn)
-            d = _pal_state(new_state).direction
+            d = find_state(new_state, ParabolicState).direction
             info = tuner_info(new_state)
-            dnorm = jnp.sqrt(_dot(d, d))
-            return dict(loss=loss, grad_norm=jnp.sqrt(_dot(grads, grads)), direction=d, direction_norm=dnorm,
-                        slope=_dot(grads, d) / dnorm, step=info.step_size, curvature=info.curvature,
-                        success=info.success, update_norm=jnp.sqrt(_dot(updates, updates)))
+            dnorm = jnp.sqrt(tree_vdot(d, d))
+            return dict(loss=loss, grad_norm=jnp.sqrt(tree_vdot(grads, grads)), direction=d, direction_norm=dnorm,
+                        slope=tree_vdot(grads, d) / dnorm, step=info.step_size, curvature=info.curvature,
+                        success=info.success, update_norm=jnp.sqrt(tree_vdot(updates, updates)))
 
         @jax.jit
         def profiles(params, d, t, s_taken):
@@ -650,16 +641,6 @@ def _slug(text: str) -> str:
     return "-".join(part for part in keep.split("-") if part)
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    return x
-
-
 def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True,
               overrides: list[str] | None = None, settings: tuple[str, ...] | None = None,
               seeds: tuple[int, ...] = SEEDS) -> list[Claim]:
@@ -748,7 +729,7 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
             tables.append(format_training(setting.label, train_rows))
     save_figure(plot_training(panels, title=quick_title("PAL (Mutschler & Zell 2020) and constant steps: training",
                                                         quick)), out / "pal-training")
-    (out / "profiles.json").write_text(json.dumps(_jsonable(dump)) + "\n")
+    (out / "profiles.json").write_text(json.dumps(jsonable(dump)) + "\n")
     elapsed = time.perf_counter() - t_start
     (out / "table.txt").write_text("\n\n".join(tables) + f"\n\n(total {elapsed:.0f} s)\n")
     write_claims(out, claims, "Parabolic approximation line search (Mutschler & Zell 2020): claims", quick=quick)

@@ -101,6 +101,7 @@ from typing import Sequence
 import numpy as np
 
 from eoslab.experiments.claims import Accuracy, Claim, combine, quick_title, write_claims
+from eoslab.experiments.statistics import spread
 from eoslab.experiments.recipes import RECIPES_DIR, load_recipe
 
 PAPER = "Kalra & Barkeshli 2023"
@@ -200,21 +201,6 @@ class Critical:
     c_max: float
     c_barrier_10: float = math.nan  # segment theta_0 -> theta_10, a diverged run counting as a barrier
     c_barrier_100: float = math.nan  # segment theta_0 -> theta_100, likewise
-
-
-def spread(values: Sequence[float]) -> dict:
-    """Median, min, max over the determined values (inf / -inf: beyond the grid), their count n and the missing.
-
-    A nan is an undetermined value (a run missing, or its eigenvalues not
-    certified): it is left out and counted in ``missing``, never taken as a
-    grid edge.
-    """
-    v = np.asarray([x for x in values if not np.isnan(x)], float)
-    missing = len(values) - len(v)
-    if not len(v):
-        return dict(median=math.nan, min=math.nan, max=math.nan, n=0, missing=missing)
-    return dict(median=float(np.median(v)), min=float(v.min()), max=float(v.max()), n=int(len(v)),
-                missing=missing)
 
 
 # ---- the uv model ----------------------------------------------------------

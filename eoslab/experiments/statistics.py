@@ -19,7 +19,8 @@ dominate a mean of the two phases.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -172,3 +173,32 @@ def level_stats(steps, values, level: float, lo: int | None = None, hi: int | No
     last = hi if hi is not None else (int(s[-1]) if len(s) else -1)
     return LevelStats(n=len(pooled), coverage=coverage(s, first, last), median=median(pooled), q25=q25, q75=q75,
                       above=fraction_above(pooled, level))
+
+
+def spread(values: Sequence[float]) -> dict:
+    """Median, min, max over the determined values (inf / -inf: beyond a grid), their count n and the missing.
+
+    A nan is an undetermined value (a run missing, or its eigenvalues not
+    certified): it is left out and counted in ``missing``, never taken as a
+    grid edge.
+    """
+    v = np.asarray([x for x in values if not np.isnan(x)], float)
+    missing = len(values) - len(v)
+    if not len(v):
+        return dict(median=math.nan, min=math.nan, max=math.nan, n=0, missing=missing)
+    return dict(median=float(np.median(v)), min=float(v.min()), max=float(v.max()), n=int(len(v)),
+                missing=missing)
+
+
+def distances_within(d: np.ndarray, tol: float) -> dict:
+    """Summary of non-negative distances: count, median, 99th percentile, max and the fraction <= ``tol``."""
+    if d.size == 0:
+        return {"n_points": 0, "median": float("nan"), "p99": float("nan"), "max": float("nan"),
+                "fraction_within_tol": float("nan")}
+    return {
+        "n_points": int(d.size),
+        "median": float(np.median(d)),
+        "p99": float(np.percentile(d, 99)),
+        "max": float(np.max(d)),
+        "fraction_within_tol": float(np.mean(d <= tol)),
+    }

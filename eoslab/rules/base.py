@@ -31,11 +31,11 @@ import dataclasses
 import math
 from typing import Any, ClassVar
 
-import jax
 import jax.numpy as jnp
 import optax
 
 from eoslab.errors import ConfigError
+from eoslab.pytree import find_node
 
 PyTree = Any
 
@@ -119,12 +119,11 @@ def find_state(opt_state, kind: type | tuple[type, ...]):
     Optimizer states are pytrees of NamedTuples; the node is found by its type, wherever the chain
     puts it.  A state without one is an error that names the type.
     """
-    nodes = [x for x in jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, kind))
-             if isinstance(x, kind)]
-    if not nodes:
+    node = find_node(opt_state, kind)
+    if node is None:
         names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
         raise ValueError(f"the optimizer state holds no {names}; is it the state of this rule's transform?")
-    return nodes[0]
+    return node
 
 
 def positive(x):

@@ -71,7 +71,8 @@ from eoslab.store import RunStore, config_hash
 from eoslab.train.checkpoint import load_checkpoint, save_checkpoint
 from eoslab.train.config import RunConfig
 from eoslab.train.objective import Problem, build_problem
-from eoslab.tuners.base import tree_sq_norm, tree_vdot, tuner_info
+from eoslab.pytree import tree_sq_norm, tree_vdot
+from eoslab.tuners.base import tuner_info
 
 PyTree = Any
 INIT_GROUP = 8  # members whose initial cold solves run together (vmapped) in init_carry

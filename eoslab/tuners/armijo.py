@@ -58,9 +58,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from eoslab.tuners.base import (TunerInfo, bind_value_fn, check_choice, check_integer_at_least,
-                                check_interval, check_positive, initial_info, make_info, require_params,
-                                scalar_dtype, tree_add_scaled, tree_scale, tree_vdot)
+from eoslab.pytree import scalar_dtype, tree_add_scaled, tree_scale, tree_vdot
+from eoslab.tuners.base import (TunerInfo, bind_value_fn, check_choice, check_integer_at_least, check_interval,
+                                check_positive, initial_info, make_info, require_params)
 
 PyTree = Any
 

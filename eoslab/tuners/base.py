@@ -1,4 +1,4 @@
-"""What every step-size tuner shares: the info record, validation, pytree algebra.
+"""What every step-size tuner shares: the info record, validation, the calling convention.
 
 A tuner is an optax ``GradientTransformationExtraArgs`` with optax's
 line-search calling convention::
@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from eoslab.errors import ConfigError
+from eoslab.pytree import find_node, scalar_dtype
 
 PyTree = Any
 
@@ -57,15 +58,6 @@ class TunerInfo(NamedTuple):
     curvature: jax.Array
 
 
-def scalar_dtype(params: PyTree):
-    """The real floating dtype of the tuner's scalars: that of the params leaves (float32 if none)."""
-    leaves = [jnp.asarray(x) for x in jax.tree_util.tree_leaves(params)]
-    inexact = [x.dtype for x in leaves if jnp.issubdtype(x.dtype, jnp.inexact)]
-    if not inexact:
-        return jnp.dtype(jnp.float32)
-    return jnp.finfo(jnp.result_type(*inexact)).dtype  # real part of a complex dtype
-
-
 def make_info(dtype, step_size, num_values, num_grads, success, curvature=jnp.nan) -> TunerInfo:
     """A :class:`TunerInfo` with the fixed dtypes of a tuner state (so it can be a scan carry)."""
     return TunerInfo(step_size=jnp.asarray(step_size, dtype), num_values=jnp.asarray(num_values, jnp.int32),
@@ -80,38 +72,7 @@ def initial_info(params: PyTree) -> TunerInfo:
 
 def tuner_info(opt_state: Any) -> TunerInfo | None:
     """The first :class:`TunerInfo` found in a (possibly chained or nested) optax state, or None."""
-    for leaf in jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, TunerInfo)):
-        if isinstance(leaf, TunerInfo):
-            return leaf
-    return None
-
-
-# ---- pytree algebra ---------------------------------------------------------
-
-def tree_vdot(x: PyTree, y: PyTree) -> jax.Array:
-    """Real inner product sum_leaves <x, y> of two pytrees with the same structure."""
-    dots = jax.tree_util.tree_map(lambda a, b: jnp.vdot(a, b).real, x, y)
-    return functools.reduce(jnp.add, jax.tree_util.tree_leaves(dots), jnp.asarray(0.0, scalar_dtype(x)))
-
-
-def tree_sq_norm(x: PyTree) -> jax.Array:
-    """Squared Euclidean norm |x|^2 of a pytree."""
-    return tree_vdot(x, x)
-
-
-def tree_scale(s: jax.Array, x: PyTree) -> PyTree:
-    """s * x, each leaf keeping its dtype (a float64 traced s does not promote float32 leaves)."""
-    return jax.tree_util.tree_map(lambda a: (s * a).astype(jnp.result_type(a)), x)
-
-
-def tree_add_scaled(x: PyTree, s: jax.Array, y: PyTree) -> PyTree:
-    """x + s * y, each leaf keeping the dtype of x."""
-    return jax.tree_util.tree_map(lambda a, b: (a + s * b).astype(jnp.result_type(a)), x, y)
-
-
-def tree_cast_like(x: PyTree, like: PyTree) -> PyTree:
-    """x with each leaf cast to the dtype of the matching leaf of ``like``."""
-    return jax.tree_util.tree_map(lambda a, b: jnp.asarray(a).astype(jnp.result_type(b)), x, like)
+    return find_node(opt_state, TunerInfo)
 
 
 # ---- calling convention -----------------------------------------------------

@@ -42,9 +42,9 @@ import jax.numpy as jnp
 import optax
 
 from eoslab.curvature.operators import hvp
+from eoslab.pytree import scalar_dtype, tree_cast_like, tree_scale, tree_sq_norm, tree_vdot
 from eoslab.tuners.base import (TunerInfo, bind_value_fn, check_at_least, check_interval, check_positive,
-                                initial_info, make_info, require_params, scalar_dtype, tree_cast_like,
-                                tree_scale, tree_sq_norm, tree_vdot)
+                                initial_info, make_info, require_params)
 
 PyTree = Any
 

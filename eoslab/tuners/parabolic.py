@@ -40,9 +40,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from eoslab.tuners.base import (TunerInfo, bind_value_fn, check_at_least, check_positive, initial_info,
-                                make_info, require_params, tree_add_scaled, tree_cast_like, tree_scale,
-                                tree_sq_norm, tree_vdot)
+from eoslab.pytree import tree_add_scaled, tree_cast_like, tree_scale, tree_sq_norm, tree_vdot
+from eoslab.tuners.base import (TunerInfo, bind_value_fn, check_at_least, check_positive, initial_info, make_info,
+                                require_params)
 
 PyTree = Any
 

@@ -50,8 +50,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from eoslab.tuners.base import (TunerInfo, check_at_least, check_choice, check_interval, check_positive,
-                                initial_info, make_info, tree_scale, tree_sq_norm)
+from eoslab.pytree import tree_scale, tree_sq_norm
+from eoslab.tuners.base import (TunerInfo, check_at_least, check_choice, check_interval, check_positive, initial_info,
+                                make_info)
 
 PyTree = Any
 

@@ -84,3 +84,18 @@ def test_level_stats():
     assert stats.median == pytest.approx(1.9) and stats.q25 == 1.5 and stats.q75 == 2.3
     sparse = st.level_stats(steps[::25], values[::25], 2.0, lo=0, hi=99)
     assert sparse.n == 0 and math.isnan(sparse.median) and sparse.coverage == pytest.approx(0.04)
+
+
+def test_spread_counts_and_keeps_grid_edges():
+    s = st.spread([2.0, 4.0, math.inf, 3.0, math.nan])
+    assert s == dict(median=3.5, min=2.0, max=math.inf, n=4, missing=1)
+    empty = st.spread([math.nan])
+    assert (empty["n"], empty["missing"]) == (0, 1) and math.isnan(empty["median"])
+
+
+def test_distances_within_summarises_and_counts():
+    d = np.asarray([0.0, 0.1, 0.2, 0.3, 10.0])
+    s = st.distances_within(d, 0.25)
+    assert s["n_points"] == 5 and s["median"] == 0.2 and s["max"] == 10.0
+    assert s["fraction_within_tol"] == 0.6 and 0.3 < s["p99"] <= 10.0
+    assert st.distances_within(np.zeros(0), 0.1)["n_points"] == 0
