@@ -42,7 +42,7 @@ import numpy as np
 
 from eoslab.experiments import statistics as st
 from eoslab.experiments.claims import Claim, certified_series, combine, quick_title, write_claims
-from eoslab.experiments.recipes import load_recipe
+from eoslab.train.recipes import load_recipe
 from eoslab.plots import save_figure
 from eoslab.store import RunStore
 from eoslab.train import TrainResult, train

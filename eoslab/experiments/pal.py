@@ -105,7 +105,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from eoslab.experiments.claims import Claim, across_seeds, certified_series, quick_title, write_claims
-from eoslab.experiments.recipes import load_recipe
+from eoslab.train.recipes import load_recipe
 from eoslab.jsonable import jsonable
 from eoslab.plots import LOSS_LABELS, save_figure
 from eoslab.pytree import tree_vdot

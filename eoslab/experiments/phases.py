@@ -102,7 +102,7 @@ import numpy as np
 
 from eoslab.experiments.claims import Accuracy, Claim, combine, quick_title, write_claims
 from eoslab.experiments.statistics import spread
-from eoslab.experiments.recipes import RECIPES_DIR, load_recipe
+from eoslab.train.recipes import RECIPES_DIR, load_recipe
 
 PAPER = "Kalra & Barkeshli 2023"
 EARLY_STEPS = 10  # the window of c_loss and c_sharp

@@ -60,7 +60,7 @@ import numpy as np
 from eoslab.errors import DataError
 from eoslab.experiments import statistics as st
 from eoslab.experiments.claims import Accuracy, Claim, certified_series, combine, quick_title, write_claims
-from eoslab.experiments.recipes import load_recipe
+from eoslab.train.recipes import load_recipe
 from eoslab.plots import LOSS_LABELS, save_figure
 from eoslab.store import RunStore
 from eoslab.train import TrainResult, train

@@ -226,7 +226,7 @@ def _seeds(spec: Any, default: int) -> tuple[int, ...]:
 
 
 def _base_config(spec: Any, here: Path) -> dict:
-    from eoslab.experiments.recipes import RECIPES_DIR
+    from eoslab.train.recipes import RECIPES_DIR
     if not isinstance(spec, str) or not spec:
         raise ConfigError(f"sweep.base={spec!r} must be a recipe name or the path of a TOML config.")
     candidates = [here / spec, RECIPES_DIR / spec, RECIPES_DIR / f"{spec}.toml"]

@@ -6,7 +6,7 @@ import pytest
 
 from eoslab.experiments import adaptive_eos
 from eoslab.experiments.adaptive_eos import TOLERANCE, claims_for, minibatch_claim, summarise, summarise_member
-from eoslab.experiments.recipes import load_recipe
+from eoslab.train.recipes import load_recipe
 from eoslab.store import RunStore
 from eoslab.train import train
 
@@ -18,7 +18,7 @@ def test_recipes_load_and_name_adaptive_rules():
         assert cfg.optimizer.name == rule
     lrs = load_recipe("adaptive-eos").lrs
     assert max(lrs) / min(lrs) >= 10
-    assert load_recipe("adaptive-eos-beta0").optimizer.beta1 == 0.0
+    assert load_recipe("adaptive-eos-beta0").optimizer.hp.beta1 == 0.0
 
 
 # ---- the claim rules on synthetic series ------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 from eoslab.experiments import eos
 from eoslab.experiments.claims import Claim, write_claims
 from eoslab.experiments.eos import gd_claims, summarise, summarise_member
-from eoslab.experiments.recipes import load_recipe
+from eoslab.train.recipes import load_recipe
 from eoslab.store import RunStore
 from eoslab.train import train
 

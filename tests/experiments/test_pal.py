@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from eoslab.experiments import pal
-from eoslab.experiments.recipes import load_recipe
+from eoslab.train.recipes import load_recipe
 from eoslab.store import RunStore
 
 TINY = ["train.steps=60", "train.eval_every=30", "data.n_train=200", "model.widths=[32]", "probes.sharpness_k=0"]

@@ -10,7 +10,7 @@ import pytest
 
 from eoslab.experiments import phases, statistics as st
 from eoslab.experiments.claims import Accuracy
-from eoslab.experiments.recipes import RECIPES_DIR, load_recipe
+from eoslab.train.recipes import RECIPES_DIR, load_recipe
 from eoslab.sweep import load_grid
 
 

@@ -10,7 +10,7 @@ from jax.flatten_util import ravel_pytree
 
 from eoslab.experiments import statistics as st
 from eoslab.experiments import tuners
-from eoslab.experiments.recipes import load_recipe
+from eoslab.train.recipes import load_recipe
 from eoslab.store import RunStore
 
 TINY = ["train.steps=60", "train.eval_every=20", "data.n_train=200", "model.widths=[32]"]

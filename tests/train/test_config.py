@@ -64,7 +64,7 @@ def test_missing_and_invalid_files(tmp_path):
 
 
 def test_recipes_in_configs_are_valid():
-    from eoslab.experiments.recipes import RECIPES_DIR
+    from eoslab.train.recipes import RECIPES_DIR
     files = sorted(RECIPES_DIR.glob("*.toml"))
     assert any(p.stem == "eos" for p in files)
     for p in files:

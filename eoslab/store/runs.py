@@ -19,49 +19,32 @@ Metric values are stored as SQLite ``REAL``.  ``inf`` and ``-inf`` are kept
 as they are; SQLite cannot store NaN and turns it into NULL, which reads back
 as NaN.  So NaN round-trips, and a ``None`` value is read back as NaN too.
 
-Config hashing (:func:`config_hash`): canonical JSON with sorted keys and no
-whitespace, floats written by ``repr`` (so ``0.1`` and ``0.10`` are the same
-value), numpy scalars and arrays converted to Python, tuples to lists.  Types
-are *kept*: ``1`` and ``1.0`` (and ``True`` and ``1``) hash differently, as
-they are different TOML values and a validator may treat them differently.
+Runs are found again by their config hash (:mod:`eoslab.store.hashing`) and
+seed.  This module is one class whose methods are the store's transactions,
+with its schema and record type, which is why it is longer than the others.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import datetime as _dt
-import functools
 import hashlib
 import itertools
 import json
-import math
-import numbers
 import operator
 import os
-import platform
 import sqlite3
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from eoslab.errors import ConfigError, InputError
+from eoslab.errors import InputError
+from eoslab.store.hashing import canonical_json, config_hash
+from eoslab.store.validate import _as_list, _metric_rows, _optional_int, _optional_str, _run_id
+from eoslab.store.versions import software_versions
 
-__all__ = [
-    "DB_NAME",
-    "SCHEMA_VERSION",
-    "STATUSES",
-    "RunRecord",
-    "RunStore",
-    "config_hash",
-    "canonical_json",
-    "export",
-    "load_runs",
-    "metrics_wide",
-    "software_versions",
-]
 
 DB_NAME = "runs.db"
 SCHEMA_VERSION = 1
@@ -103,118 +86,14 @@ _RUN_COLUMNS = (
 )
 
 
-# --------------------------------------------------------------------------
-# Config canonicalisation and hashing
-# --------------------------------------------------------------------------
-
-
-def _normalise(value: Any, where: str) -> Any:
-    """Turn a config value into plain JSON types (dict, list, str, int, float, bool, None)."""
-    if value is None or isinstance(value, (str, bool)):
-        return value
-    if isinstance(value, np.generic):
-        return _normalise(value.item(), where)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ConfigError(
-                    f"config key {key!r} at {where or 'top level'} is a "
-                    f"{type(key).__name__}; use string keys only."
-                )
-            out[key] = _normalise(item, f"{where}.{key}" if where else key)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_normalise(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
-        return _normalise(np.asarray(value).tolist(), where)
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise ConfigError(
-        f"config value at {where or 'top level'} has type "
-        f"{type(value).__name__}, which cannot be stored; use numbers, strings, "
-        "booleans, lists or dicts."
-    )
-
-
-def _normalise_config(config: Any) -> dict:
-    if not isinstance(config, Mapping):
-        raise ConfigError(
-            f"a run config must be a dict, got {type(config).__name__}; pass the "
-            "config as a dict of settings."
-        )
-    return _normalise(config, "")
-
-
-def canonical_json(config: Mapping) -> str:
-    """The canonical JSON text of ``config``: sorted keys, no spaces, floats by ``repr``."""
-    return json.dumps(
-        _normalise_config(config), sort_keys=True, separators=(",", ":"),
-        ensure_ascii=False, allow_nan=True,
-    )
-
-
-def config_hash(config: Mapping) -> str:
-    """First 16 hex digits of the sha256 of :func:`canonical_json` of ``config``.
-
-    Independent of key order; ``0.1 == 0.10``; numpy scalars hash as the
-    Python value; ``1`` and ``1.0`` hash differently (types are kept).
-    """
-    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()[:16]
-
-
-# --------------------------------------------------------------------------
-# Software versions
-# --------------------------------------------------------------------------
-
-_VERSIONED = ("jax", "jaxlib", "optax", "flax", "numpy", "eoslab")
-
-
-def _version_of(module: str) -> str | None:
-    loaded = sys.modules.get(module)
-    version = getattr(loaded, "__version__", None)
-    if isinstance(version, str):
-        return version
-    from importlib import metadata
-
-    try:
-        return metadata.version(module)
-    except metadata.PackageNotFoundError:
-        pass
-    if module == "eoslab":
-        import eoslab
-
-        return getattr(eoslab, "__version__", None)
-    return None
-
-
-@functools.cache
-def _cached_versions() -> tuple[tuple[str, str | None], ...]:
-    out = [("python", platform.python_version())]
-    out += [(m, _version_of(m)) for m in _VERSIONED]
-    return tuple(out)
-
-
-def software_versions() -> dict[str, str | None]:
-    """Versions of python, jax, jaxlib, optax, flax, numpy and eoslab (None if missing).
-
-    Read from the loaded module or the installed package metadata; nothing is
-    imported just to learn its version.
-    """
-    return dict(_cached_versions())
-
-
-# --------------------------------------------------------------------------
-# Records
-# --------------------------------------------------------------------------
-
-
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _check_statuses(statuses: list | None) -> None:
+    for s in statuses or ():
+        if s not in STATUSES:
+            raise InputError(f"unknown run status {s!r}; use one of {', '.join(STATUSES)}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,150 +125,6 @@ class RunRecord:
             updated_at=_dt.datetime.fromisoformat(updated) if updated else None,
             group=group,
         )
-
-
-# --------------------------------------------------------------------------
-# Input checks for metric rows
-# --------------------------------------------------------------------------
-
-
-def _run_id(run_id: Any) -> int:
-    if isinstance(run_id, bool):
-        raise InputError(f"run id {run_id!r} is not an integer; pass the id returned by start_run.")
-    try:
-        return operator.index(run_id)
-    except TypeError:
-        raise InputError(
-            f"run id {run_id!r} is not an integer; pass the id returned by start_run."
-        ) from None
-
-
-def _optional_int(value: Any, what: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise InputError(f"{what} {value!r} is a boolean; pass an integer or None.")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise InputError(f"{what} {value!r} is not an integer; pass an integer or None.") from None
-
-
-def _optional_str(value: Any, what: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise InputError(f"{what} {value!r} is not a string; pass a string or None.")
-    return value
-
-
-def _metric_name(name: Any) -> str:
-    if not isinstance(name, str) or not name:
-        raise InputError(f"metric name {name!r} is not a non-empty string; name metrics with strings.")
-    return name
-
-
-def _step(step: Any, name: str) -> int:
-    if not isinstance(step, bool):
-        with contextlib.suppress(TypeError):
-            return operator.index(step)
-        if isinstance(step, (float, np.floating)) and float(step).is_integer():
-            return int(step)
-    raise InputError(f"step {step!r} of metric {name!r} is not an integer; log integer steps.")
-
-
-def _value(value: Any, name: str, step: Any) -> float | None:
-    if value is None:
-        return None
-    if not isinstance(value, (str, bytes, complex, np.complexfloating)):
-        with contextlib.suppress(TypeError, ValueError):
-            return float(value)
-    raise InputError(
-        f"metric {name!r} at step {step} has value {value!r}, which is not a real "
-        "number; log floats (NaN and inf are fine)."
-    )
-
-
-def _steps_array(steps: Any, name: str) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(steps))
-    if arr.ndim != 1:
-        raise InputError(f"steps of metric {name!r} have shape {arr.shape}; pass a 1-D array of steps.")
-    if arr.dtype.kind in "iu":
-        return arr.astype(np.int64, copy=False)
-    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-        return arr.astype(np.int64)
-    if arr.dtype.kind == "O":
-        return np.array([_step(s, name) for s in arr.tolist()], dtype=np.int64)
-    raise InputError(f"steps of metric {name!r} are not integers (dtype {arr.dtype}); log integer steps.")
-
-
-def _values_list(values: Any, name: str, steps: np.ndarray) -> list:
-    arr = np.atleast_1d(np.asarray(values))
-    if arr.ndim != 1:
-        raise InputError(f"values of metric {name!r} have shape {arr.shape}; pass a 1-D array of values.")
-    if arr.dtype.kind in "biuf":
-        return arr.astype(np.float64, copy=False).tolist()
-    if arr.dtype.kind == "O":
-        return [_value(v, name, s) for v, s in zip(arr.tolist(), steps.tolist())]
-    bad = arr.flat[0] if arr.size else arr.dtype
-    raise InputError(
-        f"values of metric {name!r} are not real numbers (e.g. {bad!r}); log float arrays."
-    )
-
-
-def _metric_rows(run_id: int, rows: Any) -> Iterator[tuple]:
-    """Yield ``(run_id, step, name, value)`` rows, checking each lazily."""
-    if isinstance(rows, Mapping):
-        for name, spec in rows.items():
-            name = _metric_name(name)
-            try:
-                steps, values = spec
-            except (TypeError, ValueError):
-                raise InputError(
-                    f"metric {name!r} must map to a pair (steps, values); pass "
-                    "{name: (steps_array, values_array)}."
-                ) from None
-            steps = _steps_array(steps, name)
-            values = _values_list(values, name, steps)
-            if len(values) != len(steps):
-                raise InputError(
-                    f"metric {name!r} has {len(steps)} steps but {len(values)} values; "
-                    "pass arrays of equal length."
-                )
-            yield from zip(itertools.repeat(run_id), steps.tolist(),
-                           itertools.repeat(name), values)
-        return
-    if isinstance(rows, (str, bytes)) or not isinstance(rows, Iterable):
-        raise InputError(
-            f"metric rows of type {type(rows).__name__} are not supported; pass "
-            "(step, name, value) tuples or {name: (steps, values)}."
-        )
-    for row in rows:
-        try:
-            step, name, value = row
-        except (TypeError, ValueError):
-            raise InputError(
-                f"metric row {row!r} is not a (step, name, value) triple; log triples."
-            ) from None
-        name = _metric_name(name)
-        yield run_id, _step(step, name), name, _value(value, name, step)
-
-
-def _as_list(value: Any) -> list | None:
-    if value is None:
-        return None
-    if isinstance(value, (str, bytes, numbers.Number)) or not isinstance(value, Iterable):
-        return [value]
-    return list(value)
-
-
-def _check_statuses(statuses: list | None) -> None:
-    for s in statuses or ():
-        if s not in STATUSES:
-            raise InputError(f"unknown run status {s!r}; use one of {', '.join(STATUSES)}.")
-
-
-# --------------------------------------------------------------------------
-# The store
-# --------------------------------------------------------------------------
 
 
 class RunStore:
@@ -753,194 +488,3 @@ class RunStore:
         values = np.array([np.nan if v is None else v for v in value_col], dtype=np.float64)
         return (np.array(run_col, dtype=np.int64), np.array(step_col, dtype=np.int64),
                 list(name_col), values)
-
-
-# --------------------------------------------------------------------------
-# pandas views and export
-# --------------------------------------------------------------------------
-
-
-def _flatten(d: Mapping, prefix: str, out: dict) -> dict:
-    for key, value in d.items():
-        column = f"{prefix}.{key}"
-        if isinstance(value, Mapping):
-            _flatten(value, column, out)
-        elif isinstance(value, list):
-            out[column] = json.dumps(value, separators=(",", ":"), sort_keys=True)
-        else:
-            out[column] = value
-    return out
-
-
-_BASE_COLUMNS = ("run_id", "name", "group", "seed", "status", "diverged_step", "error",
-                 "config_hash", "created_at", "updated_at")
-
-
-def _open(path_or_store: "RunStore | str | os.PathLike") -> tuple[RunStore, bool]:
-    if isinstance(path_or_store, RunStore):
-        return path_or_store, False
-    path = Path(path_or_store)
-    if path.is_dir():
-        path = path / DB_NAME
-    return RunStore(path, create=False), True
-
-
-def _runs_frame(rows: list[tuple]):
-    import pandas as pd
-
-    records = []
-    for row in rows:
-        rec = RunRecord._from_row(row)
-        base = {
-            "run_id": rec.id, "name": rec.name, "group": rec.group, "seed": rec.seed,
-            "status": rec.status, "diverged_step": rec.diverged_step, "error": rec.error,
-            "config_hash": rec.config_hash, "created_at": row[9], "updated_at": row[10],
-        }
-        _flatten(rec.config, "config", base)
-        _flatten(rec.versions, "versions", base)
-        records.append(base)
-    df = pd.DataFrame.from_records(records, columns=None if records else list(_BASE_COLUMNS))
-    config_columns = sorted(c for c in df.columns if c.startswith("config."))
-    version_columns = sorted(c for c in df.columns if c.startswith("versions."))
-    df = df[list(_BASE_COLUMNS) + config_columns + version_columns]
-    df["run_id"] = df["run_id"].astype(np.int64)
-    for column in ("name", "group", "status", "error", "config_hash"):
-        df[column] = pd.Series(df[column].tolist(), index=df.index, dtype="str")
-    for column in ("seed", "diverged_step"):
-        df[column] = pd.array(df[column].tolist(), dtype="Int64")
-    for column in ("created_at", "updated_at"):
-        df[column] = pd.to_datetime(df[column], format="ISO8601", utc=True)
-    for column in df.columns:
-        if column.startswith(("config.", "versions.")) and df[column].dtype == object:
-            present = [v for v in df[column].tolist() if v is not None
-                       and not (isinstance(v, float) and math.isnan(v))]
-            if not present:
-                continue
-            if all(isinstance(v, bool) for v in present):
-                df[column] = pd.array(df[column].tolist(), dtype="boolean")
-            elif all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-                df[column] = pd.array(df[column].tolist(), dtype="Int64")
-        elif column.startswith("config.") and df[column].dtype.kind == "f":
-            # A float column may be integers with gaps: keep them integers.
-            raw = [r.get(column) for r in records]
-            if all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in raw):
-                df[column] = pd.array(raw, dtype="Int64")
-    return df
-
-
-def load_runs(path_or_store: "RunStore | str | os.PathLike", *, run_ids=None, names=None,
-              status=None, group=None, metric_names=None):
-    """Load runs and metrics as pandas DataFrames ``(runs_df, metrics_df)``.
-
-    ``path_or_store``: a :class:`RunStore`, a ``runs.db`` path or a results
-    directory.  Filters (each a value or a list): ``run_ids``, ``names`` (run
-    names), ``status``, ``group``; ``metric_names`` limits the metrics loaded.
-
-    ``runs_df`` has one row per run: ``run_id, name, group, seed, status,
-    diverged_step, error, config_hash, created_at, updated_at``, then the
-    config flattened to dotted columns (``config.model.name``; lists as JSON
-    text) and ``versions.<package>``.  ``metrics_df`` is long:
-    ``run_id, step, name, value`` (NaN where NaN or NULL was stored).
-    """
-    import pandas as pd
-
-    statuses = _as_list(status)
-    _check_statuses(statuses)
-    wanted_metrics = _as_list(metric_names)
-    store, owned = _open(path_or_store)
-    try:
-        with store._read() as conn:
-            rows = store._select_runs(conn, run_ids=run_ids, status=statuses,
-                                      name=names, group=group)
-            filtered = any(v is not None for v in (run_ids, names, statuses, group))
-            ids = [r[0] for r in rows] if filtered else None
-            run_col, step_col, name_col, values = store._metric_table(conn, ids, wanted_metrics)
-    finally:
-        if owned:
-            store.close()
-    runs_df = _runs_frame(rows)
-    metrics_df = pd.DataFrame({
-        "run_id": run_col, "step": step_col,
-        "name": pd.Series(name_col, dtype="str"), "value": values,
-    })
-    return runs_df, metrics_df
-
-
-def metrics_wide(metrics_df):
-    """Pivot long metrics to one row per ``(run_id, step)`` and one column per metric.
-
-    Missing (run, step, metric) cells are NaN, as are logged NaNs.
-    """
-    missing = {"run_id", "step", "name", "value"} - set(metrics_df.columns)
-    if missing:
-        raise InputError(
-            f"metrics table lacks columns {sorted(missing)}; pass the metrics_df from load_runs."
-        )
-    wide = metrics_df.pivot(index=["run_id", "step"], columns="name", values="value")
-    wide.columns = list(wide.columns)
-    return wide.sort_index()
-
-
-def _arrow_safe(df):
-    """Make object columns Parquet-writable: mixed-type columns become text."""
-    import pyarrow as pa
-
-    df = df.copy()
-    for column in df.columns:
-        if df[column].dtype == object:
-            try:
-                pa.array(df[column], from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                df[column] = df[column].map(
-                    lambda v: v if v is None or isinstance(v, str) else json.dumps(v)
-                )
-    return df
-
-
-def _export_paths(out_path: str | os.PathLike, format: str | None) -> tuple[str, Path, Path]:
-    out = Path(out_path)
-    by_suffix = {suffix: fmt for fmt, suffix in EXPORT_FORMATS.items()}
-    if format is None:
-        format = by_suffix.get(out.suffix.lower())
-        if format is None:
-            raise InputError(
-                f"cannot tell the export format of {out} from its suffix {out.suffix!r}; "
-                f"use one of {', '.join(EXPORT_FORMATS.values())} or pass format="
-                f"({', '.join(repr(f) for f in EXPORT_FORMATS)})."
-            )
-    fmt = str(format).lower().lstrip(".")
-    if fmt not in EXPORT_FORMATS:
-        raise InputError(
-            f"unknown export format {format!r}; use one of "
-            f"{', '.join(repr(f) for f in EXPORT_FORMATS)}."
-        )
-    stem = out.stem if out.suffix.lower() in by_suffix else out.name
-    suffix = EXPORT_FORMATS[fmt]
-    return fmt, out.with_name(f"{stem}_runs{suffix}"), out.with_name(f"{stem}_metrics{suffix}")
-
-
-def export(store_or_path: "RunStore | str | os.PathLike", out_path: str | os.PathLike, *,
-           format: str | None = None, run_ids=None) -> tuple[Path, Path]:
-    """Write runs and metrics to ``<stem>_runs.<ext>`` and ``<stem>_metrics.<ext>``.
-
-    ``format`` is ``'csv'`` or ``'parquet'``, by default from the suffix of
-    ``out_path``.  Tables are those of :func:`load_runs`; each file is written
-    to a temporary name and renamed, so a crash leaves no half-written file.
-    Returns the two paths.  Floats are written by ``repr`` and read back
-    exactly by ``pd.read_csv``; NaN is an empty cell, infinities ``inf``.
-    """
-    fmt, runs_path, metrics_path = _export_paths(out_path, format)
-    runs_df, metrics_df = load_runs(store_or_path, run_ids=run_ids)
-    runs_path.parent.mkdir(parents=True, exist_ok=True)
-    for df, path in ((runs_df, runs_path), (metrics_df, metrics_path)):
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            if fmt == "csv":
-                df.to_csv(tmp, index=False)
-            else:
-                _arrow_safe(df).to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-    return runs_path, metrics_path

@@ -6,7 +6,7 @@ from pathlib import Path
 from eoslab.errors import ConfigError
 from eoslab.train.config import RunConfig, load_config
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "configs"
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "configs"  # eoslab/configs: the repository's configs/
 
 
 def recipe_path(name: str) -> Path:
