@@ -27,15 +27,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from eoslab.errors import InputError  # noqa: E402
-
-REPRODUCTIONS = {
-    "eos": "eoslab.experiments.eos",
-    "alignment": "eoslab.experiments.alignment",
-    "adaptive-eos": "eoslab.experiments.adaptive_eos",
-    "tuners": "eoslab.experiments.tuners",
-    "pal": "eoslab.experiments.pal",
-    "phases": "eoslab.experiments.phases",
-}
+from eoslab.experiments.base import REPRODUCTIONS  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -188,39 +180,24 @@ def cmd_export(args) -> int:
 
 
 def cmd_reproduce(args, name: str | None = None, quick: bool | None = None) -> int:
-    import importlib
+    from eoslab.experiments.base import get_reproduction
     name = name or args.name
-    if name not in REPRODUCTIONS:
-        raise InputError(f"unknown reproduction {name!r}; choose one of {', '.join(REPRODUCTIONS)}.")
-    try:
-        module = importlib.import_module(REPRODUCTIONS[name])
-    except ModuleNotFoundError:
-        raise InputError(f"reproduction {name!r} is not available in this installation.") from None
+    reproduction = get_reproduction(name)
     out = Path(args.out or f"results/{name}")
     quick = args.quick if quick is None else quick
-    import inspect
-
-    from eoslab.store import RunStore
-    accepted = inspect.signature(module.reproduce).parameters
-    kwargs = {"quick": quick}
-    if "progress" in accepted:
-        kwargs["progress"] = not args.no_progress
     executor_name = getattr(args, "executor", "local")
-    if executor_name != "local" and "executor" not in accepted:
+    if executor_name != "local" and not reproduction.sweeps:
         raise InputError(f"reproduction {name!r} runs no sweep; drop --executor.")
-    if "executor" in accepted:
+    executor = None
+    if reproduction.sweeps:
         from eoslab.sweep import make_executor
-        kwargs["executor"] = make_executor(executor_name, address=getattr(args, "address", None),
-                                           num_workers=getattr(args, "workers", None))
-    if "store" in accepted:  # reproductions that manage no store of their own get the one in --out
-        kwargs["store"] = RunStore.in_dir(out)
+        executor = make_executor(executor_name, address=getattr(args, "address", None),
+                                 num_workers=getattr(args, "workers", None))
     try:
-        claims = module.reproduce(out, **kwargs)
+        claims = reproduction.run(out, quick=quick, progress=not args.no_progress, executor=executor)
     finally:
-        if "store" in kwargs:
-            kwargs["store"].close()
-        if "executor" in kwargs:
-            kwargs["executor"].close()
+        if executor is not None:
+            executor.close()
     table = out / "table.txt"
     if table.is_file():
         print(table.read_text())

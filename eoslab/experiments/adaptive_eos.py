@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from eoslab.experiments import statistics as st
+from eoslab.experiments.base import store_in
 from eoslab.experiments.claims import Claim, certified_series, combine, quick_title, write_claims
 from eoslab.train.recipes import load_recipe
 from eoslab.plots import save_figure
@@ -284,7 +285,7 @@ def minibatch_sweep(out: Path, store: RunStore, *, progress: bool = True, overri
 
 # ---- the reproduction ---------------------------------------------------------
 
-def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True,
+def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True, store=None,
               overrides: list[str] | None = None) -> list[Claim]:
     """Run the recipes, write adaptive-eos.png/pdf, table.txt, claims.md and claims.json into ``out_dir``.
 
@@ -295,7 +296,7 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
     configs = [(load_recipe(name, extra), label, kinds) for name, label, kinds in RECIPES]
     claims: list[Claim] = []
     tables, results = [], []
-    with RunStore.in_dir(out) as store:
+    with store_in(out, store) as store:
         for cfg, label, kinds in configs:
             result = train(cfg, results_dir=out, store=store, progress=progress)
             rows = summarise(result)

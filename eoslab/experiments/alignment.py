@@ -826,7 +826,8 @@ def _claims_for(name: str, model, summ: dict, cfg: dict) -> list[Claim]:
     return claims
 
 
-def reproduce(out_dir, *, quick: bool = False, store=None, config: Mapping | None = None) -> list[Claim]:
+def reproduce(out_dir, *, quick: bool = False, progress: bool = True, store=None,
+              config: Mapping | None = None) -> list[Claim]:
     """Run the alignment recipe; write figures, ``claims.md`` and ``claims.json`` into ``out_dir``.
 
     For each toy model and step size of the config (:data:`DEFAULT_CONFIG`,
@@ -834,8 +835,9 @@ def reproduce(out_dir, *, quick: bool = False, store=None, config: Mapping | Non
     from ``n_init`` initialisations; with ``store`` (a
     :class:`eoslab.store.RunStore`) one run per (model, eta) records per-step
     summary metrics.  Computes in float64 (x64 is switched on inside this call
-    only).
+    only).  It has no progress output (``progress`` is accepted for the common signature).
     """
+    del progress
     cfg = load_config(config, quick=quick)
     out = Path(out_dir)
     with jax.enable_x64(True):

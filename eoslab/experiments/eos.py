@@ -37,10 +37,10 @@ import numpy as np
 
 from eoslab.errors import DataError
 from eoslab.experiments import statistics as st
+from eoslab.experiments.base import store_in
 from eoslab.experiments.claims import Claim, certified_series, quick_title, write_claims
 from eoslab.train.recipes import load_recipe
 from eoslab.plots import plot_curvature_runs, save_figure
-from eoslab.store import RunStore
 from eoslab.train import TrainResult, train
 
 PAPER = "Cohen et al. 2021"
@@ -209,14 +209,14 @@ def _skip_reason(recipe: Recipe, quick: bool) -> str | None:
     return None
 
 
-def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True,
+def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True, store=None,
               overrides: list[str] | None = None) -> list[Claim]:
     """Run the recipe(s), write eos.png/pdf, claims.md and claims.json into ``out_dir``."""
     out = Path(out_dir)
     configs = [(r, load_recipe(r.name, overrides)) for r in RECIPES]  # every config is valid first
     claims: list[Claim] = []
     tables = []
-    with RunStore.in_dir(out) as store:
+    with store_in(out, store) as store:
         for recipe, cfg in configs:
             total = cfg.train.steps
             reason = _skip_reason(recipe, quick)

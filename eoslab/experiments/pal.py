@@ -104,13 +104,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from eoslab.experiments.base import store_in
 from eoslab.experiments.claims import Claim, across_seeds, certified_series, quick_title, write_claims
 from eoslab.train.recipes import load_recipe
 from eoslab.jsonable import jsonable
 from eoslab.plots import LOSS_LABELS, save_figure
 from eoslab.pytree import tree_vdot
 from eoslab.rules import find_state
-from eoslab.store import RunStore
 from eoslab.train import RunConfig, Trainer, TrainResult, train
 from eoslab.tuners import tuner_info
 from eoslab.tuners.parabolic import ParabolicState
@@ -641,7 +641,7 @@ def _slug(text: str) -> str:
     return "-".join(part for part in keep.split("-") if part)
 
 
-def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True,
+def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True, store=None,
               overrides: list[str] | None = None, settings: tuple[str, ...] | None = None,
               seeds: tuple[int, ...] = SEEDS) -> list[Claim]:
     """Train, profile and write pal-*.png/pdf, profiles.json, table.txt, claims.md and claims.json into ``out_dir``.
@@ -662,7 +662,7 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
     panels: list[dict] = []
     dump: dict = {"grids": {"wide": "s in [-mu, max(2 mu, 1.25 s_max)], spacing mu/20; fit |s| <= mu",
                             "local": "s in [-2 s_t, 2 s_t], 41 points; fit on all of it"}, "runs": {}}
-    with RunStore.in_dir(out) as store:
+    with store_in(out, store) as store:
         for setting in SETTINGS:
             if setting not in chosen:
                 why = (f"not selected (settings={list(settings)})" if settings is not None else

@@ -100,6 +100,7 @@ from typing import Sequence
 
 import numpy as np
 
+from eoslab.experiments.base import store_in
 from eoslab.experiments.claims import Accuracy, Claim, combine, quick_title, write_claims
 from eoslab.experiments.statistics import spread
 from eoslab.train.recipes import RECIPES_DIR, load_recipe
@@ -779,14 +780,12 @@ def _regime_where(label: str, cfg) -> str:
 
 
 def run_regimes(out: Path, label: str, overrides: list[str], *, quick: bool, progress: bool,
-                title_quick: bool) -> tuple[list[Claim], str]:
+                title_quick: bool, store) -> tuple[list[Claim], str]:
     """Train the regime recipe (``configs/phases.toml``) and classify each c's certified sharpness."""
     from eoslab.plots import save_figure
-    from eoslab.store import RunStore
     from eoslab.train import train
     cfg = load_recipe("phases", ([f"train.steps={QUICK_REGIME_STEPS}"] if quick else []) + overrides)
-    with RunStore.in_dir(out) as store:
-        result = train(cfg, results_dir=out, store=store, progress=progress)
+    result = train(cfg, results_dir=out, store=store, progress=progress)
     fits = [certified_regimes(result.metrics[i], result.step_sizes[i]) for i in range(len(result.lrs))]
     onsets, accs = [f[0] for f in fits], [f[1] for f in fits]
     where = _regime_where(label, cfg)
@@ -799,7 +798,7 @@ def run_regimes(out: Path, label: str, overrides: list[str], *, quick: bool, pro
     return regime_claims(result, onsets, accs, where), line
 
 
-def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True, executor=None,
+def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True, store=None, executor=None,
               overrides: list[str] | None = None, grid: dict | None = None, seeds: int | None = None,
               sweep_overrides: list[str] | None = None, uv: dict | None = None) -> list[Claim]:
     """Run the uv check, the three digits sweeps and the regime runs; write figures, table.txt and the claims.
@@ -813,7 +812,6 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
     import jax
 
     from eoslab.plots import save_figure
-    from eoslab.store import RunStore
     from eoslab.sweep import run_sweep, sweep_runs
 
     out = Path(out_dir)
@@ -833,11 +831,11 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
 
     # 2. the sweeps
     specs = [sweep_spec(n, quick=quick, grid=grid, seeds=seeds, overrides=sweep_overrides) for n in SWEEPS]
-    with RunStore.in_dir(out) as store:
+    with store_in(out, store) as runs:
         for spec in specs:
-            summary = run_sweep(spec, store=store, executor=executor, progress=progress)
+            summary = run_sweep(spec, store=runs, executor=executor, progress=progress)
             tables.append(summary.line())
-        collected = collect(*(sweep_runs(store, spec.name) for spec in specs), expected=grid_points(specs[1]))
+        collected = collect(*(sweep_runs(runs, spec.name) for spec in specs), expected=grid_points(specs[1]))
     rows = summarise(collected)
     label = "digits, fc-relu, SGD 512"
     claims += digits_claims(rows, label)
@@ -867,8 +865,9 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
             claims += [not_run(regime_claim_text(where, c), REGIME_QUANTITY, "--quick runs the Kalra init only")
                        for c in cfg.lrs]
             continue
-        got, line = run_regimes(out, label_r, list(extra) + list(overrides or []), quick=quick,
-                                progress=progress, title_quick=quick)
+        with store_in(out, store) as runs:
+            got, line = run_regimes(out, label_r, list(extra) + list(overrides or []), quick=quick,
+                                    progress=progress, title_quick=quick, store=runs)
         claims += got
         tables.append(line)
     write_claims(out, claims, "Early-training phase diagram (Kalra & Barkeshli 2023): claims", quick=quick)

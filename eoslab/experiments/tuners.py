@@ -59,6 +59,7 @@ import numpy as np
 
 from eoslab.errors import DataError
 from eoslab.experiments import statistics as st
+from eoslab.experiments.base import store_in
 from eoslab.experiments.claims import Accuracy, Claim, certified_series, combine, quick_title, write_claims
 from eoslab.train.recipes import load_recipe
 from eoslab.plots import LOSS_LABELS, save_figure
@@ -610,7 +611,7 @@ def stochastic_sweep(extra: list[str], out: Path, store: RunStore, progress: boo
     return stochastic_claims(sto_rows), tables, by_batch
 
 
-def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True,
+def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True, store=None,
               overrides: list[str] | None = None, batch_sizes: tuple[int, ...] = BATCH_SIZES,
               seeds: tuple[int, ...] = SEEDS) -> list[Claim]:
     """Run the recipes; write tuners*.png/pdf, table.txt, claims.md and claims.json into ``out_dir``.
@@ -628,7 +629,7 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
         load_recipe(m.recipe, [*extra, *CIFAR_OVERRIDES, *([CIFAR_GD_LRS] if m.key == "gd" else [])])
     claims: list[Claim] = []
     tables = []
-    with RunStore.in_dir(out) as store:
+    with store_in(out, store) as store:
         results = run_methods(FULL_BATCH, extra, out, store, progress)
         rows = {m.key: summarise(res, m) for m, res in results}
         tables.append(format_table([r for rs in rows.values() for r in rs], "full batch"))

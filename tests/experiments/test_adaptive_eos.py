@@ -157,7 +157,7 @@ def test_adam_preconditioned_sharpness_equilibrates_at_38_over_eta(tmp_path):
 
 def test_registered_in_the_cli():
     from eoslab.cli import REPRODUCTIONS
-    assert REPRODUCTIONS["adaptive-eos"] == "eoslab.experiments.adaptive_eos"
+    assert REPRODUCTIONS["adaptive-eos"].module == "eoslab.experiments.adaptive_eos"
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ def test_recipes_use_the_published_pal_defaults():
         assert base.optimizer.name == "gd" and len(base.lrs) >= 4
         assert max(base.lrs) / min(base.lrs) >= 30
     from eoslab.cli import REPRODUCTIONS
-    assert REPRODUCTIONS["pal"] == "eoslab.experiments.pal"
+    assert REPRODUCTIONS["pal"].module == "eoslab.experiments.pal"
 
 
 def test_profile_steps_and_grids():

@@ -295,7 +295,7 @@ def test_spearman_detects_a_monotone_trend():
 
 def test_registered_in_the_cli():
     from eoslab.cli import REPRODUCTIONS
-    assert REPRODUCTIONS["phases"] == "eoslab.experiments.phases"
+    assert REPRODUCTIONS["phases"].module == "eoslab.experiments.phases"
 
 
 TINY_SWEEP = ["data.n_train=64", "probes.sharpness_subset=64", "optimizer.batch_size=32"]

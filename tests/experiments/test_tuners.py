@@ -53,7 +53,7 @@ def test_cifar_variant_without_its_files_is_a_data_error(tmp_path, monkeypatch):
 
 def test_registered_in_the_cli():
     from eoslab.cli import REPRODUCTIONS
-    assert REPRODUCTIONS["tuners"] == "eoslab.experiments.tuners"
+    assert REPRODUCTIONS["tuners"].module == "eoslab.experiments.tuners"
 
 
 # ---- the claim rules on synthetic series ------------------------------------------------
