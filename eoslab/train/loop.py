@@ -128,7 +128,6 @@ class Trainer:
             raise ValueError(f"{len(self.seeds)} seeds for {len(cfg.lrs)} step sizes; give one seed per member.")
         self.hp = cfg.optimizer.hp
         self.relative_lr = cfg.optimizer.lr_units == "1/lambda0"
-        self.thresholds, self.effective_thresholds = self.thresholds_for(cfg.lrs)
         p = cfg.probes
         eval_budget = p.eval_max_hvps or None  # None: the solver's default for the dimension
         dim = sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(
