@@ -1,6 +1,6 @@
 """Losses and accuracy on model outputs ``[N, k]``, and full-batch objectives.
 
-Conventions (see DESIGN.md; sharpness scales with the choice, say which):
+Conventions (docs/design.md; sharpness scales with the choice, say which):
 
 * ``mse``      ``L = 1/N sum_i 1/2 ||f(x_i) - y_i||^2`` (Cohen et al., 2021).
 * ``mse-mean`` ``L = 1/(N k) sum_i 1/2 ||f(x_i) - y_i||^2`` -- also averaged

@@ -4,7 +4,7 @@ Two panels: the training loss and the sharpness against the step, one colour
 per run (step size), with a dashed horizontal line at each run's stability
 threshold (2/eta for GD, (2 + 2 beta)/eta for heavy ball, ...).  Written as
 PNG and PDF.  The loss definition is given on the axis (sharpness scales with
-it; DESIGN.md).
+it; docs/design.md, "Conventions").
 """
 from __future__ import annotations
 
