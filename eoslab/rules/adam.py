@@ -56,7 +56,7 @@ import optax
 
 from eoslab import thresholds
 from eoslab.errors import ConfigError
-from eoslab.rules.base import PyTree, Rule, check_decay, check_nonnegative, check_steps, find_state, positive
+from eoslab.rules.base import FreezeStep, PyTree, Rule, check_decay, check_nonnegative, find_state, positive
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,12 +187,8 @@ def scale_by_frozen_adam(b1: float, b2: float, eps: float, freeze_step: int) -> 
 
 
 @dataclasses.dataclass(frozen=True)
-class FrozenAdamHyper(AdamHyper):
-    freeze_step: int = 0  # the preconditioner stops updating after this many steps (>= 1)
-
-    def check(self, lr):
-        super().check(lr)
-        check_steps("freeze_step", self.freeze_step, "the number of steps before the preconditioner freezes")
+class FrozenAdamHyper(FreezeStep, AdamHyper):
+    """Adam's hyper-parameters and ``freeze_step``."""
 
 
 class FrozenAdam(Adam):

@@ -48,6 +48,16 @@ class NoHyper:
         del lr
 
 
+@dataclasses.dataclass(frozen=True)
+class FreezeStep:
+    """Mixin of the hyper-parameters of a rule whose preconditioner freezes (list it first among the bases)."""
+    freeze_step: int = 0  # the preconditioner stops updating after this many steps (>= 1)
+
+    def check(self, lr) -> None:
+        check_steps("freeze_step", self.freeze_step, "the number of steps before the preconditioner freezes")
+        super().check(lr)
+
+
 class Rule:
     """An update rule theta <- theta - P_t^{-1} m_t (see the module docstring)."""
 

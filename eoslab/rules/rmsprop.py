@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import optax
 
 from eoslab import thresholds
-from eoslab.rules.base import PyTree, Rule, check_decay, check_nonnegative, check_steps, find_state, positive
+from eoslab.rules.base import FreezeStep, PyTree, Rule, check_decay, check_nonnegative, find_state, positive
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,12 +105,8 @@ def scale_by_frozen_rms(decay: float, eps: float, freeze_step: int) -> optax.Gra
 
 
 @dataclasses.dataclass(frozen=True)
-class FrozenRmsHyper(RmsHyper):
-    freeze_step: int = 0  # the preconditioner stops updating after this many steps (>= 1)
-
-    def check(self, lr):
-        super().check(lr)
-        check_steps("freeze_step", self.freeze_step, "the number of steps before the preconditioner freezes")
+class FrozenRmsHyper(FreezeStep, RmsHyper):
+    """Rms's hyper-parameters and ``freeze_step``."""
 
 
 class FrozenRMSProp(RMSProp):

@@ -30,6 +30,13 @@ from eoslab.errors import ConfigError
 from eoslab.rules.base import Rule
 
 
+class TunerHyper:
+    """Base of the tuners' hyper-parameters: the tuner checks its own arguments (:meth:`TunerRule.check`)."""
+
+    def check(self, lr):
+        del lr
+
+
 class TunerRule(Rule):
     """GD with a step-size tuner (see the module docstring); threshold of eta_t * lambda_1: 2."""
     tuner = True
@@ -55,16 +62,13 @@ class TunerRule(Rule):
 
 
 @dataclasses.dataclass(frozen=True)
-class ArmijoHyper:
+class ArmijoHyper(TunerHyper):
     c: float = 1e-4  # sufficient-decrease constant, in (0, 1)
     decrease_factor: float = 0.5  # backtracking factor, in (0, 1)
     max_backtracks: int = 30
     init: str = "reset"  # first trial step: "reset" (lr), "keep" (last step), "grow" (last step x increase_factor)
     increase_factor: float = 1.5  # "grow": last step times this (capped at lr)
     on_failure: str = "take"  # "take" the last trial step or "skip" the step when the search fails
-
-    def check(self, lr):
-        pass  # the tuner checks its arguments (TunerRule.check)
 
 
 class Armijo(TunerRule):
@@ -77,13 +81,10 @@ class Armijo(TunerRule):
 
 
 @dataclasses.dataclass(frozen=True)
-class PolyakHyper:
+class PolyakHyper(TunerHyper):
     f_star: float = 0.0  # the optimal value f*
     c: float = 1.0  # eta = (f - f*) / (c |g|^2)
     variant: str = "max"  # "max" (SPS_max) or "plus" (SPS+)
-
-    def check(self, lr):
-        pass
 
 
 class Polyak(TunerRule):
@@ -96,13 +97,10 @@ class Polyak(TunerRule):
 
 
 @dataclasses.dataclass(frozen=True)
-class ParabolicHyper:
+class ParabolicHyper(TunerHyper):
     mu: float = 1.0  # measuring distance along the unit direction
     alpha: float = 1 / 0.6  # step = alpha times the parabola's minimum
     beta: float = 0.0  # conjugate direction d = u + beta d_prev
-
-    def check(self, lr):
-        pass
 
 
 class Parabolic(TunerRule):
@@ -115,12 +113,9 @@ class Parabolic(TunerRule):
 
 
 @dataclasses.dataclass(frozen=True)
-class EdgeHyper:
+class EdgeHyper(TunerHyper):
     sigma: float = 2.0  # 1 "greedy", 2 "on edge"
     ema: float = 0.0  # EMA factor of numerator and denominator, in [0, 1)
-
-    def check(self, lr):
-        pass
 
 
 class Edge(TunerRule):
