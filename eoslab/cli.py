@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--results", default="results")
     ex.add_argument("--runs", type=int, nargs="*", default=None)
 
+    cp = sub.add_parser("compare", help="compare the runs of two results directories metric by metric (exit 1 if "
+                                       "they differ)")
+    cp.add_argument("a", help="results directory (or runs.db) A")
+    cp.add_argument("b", help="results directory (or runs.db) B")
+
     rp = sub.add_parser("reproduce", help="reproduce a paper's claims: figures, claims.md, claims.json")
     rp.add_argument("name", help=f"one of {', '.join(REPRODUCTIONS)}")
     rp.add_argument("--out", default=None, help="output directory (default results/NAME)")
@@ -171,6 +176,21 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from eoslab.store.compare import compare_stores
+    stores = []
+    try:
+        for where in (args.a, args.b):
+            path = Path(where)
+            stores.append(_open_store(path.parent if path.name == "runs.db" else path))
+        result = compare_stores(*stores)
+    finally:
+        for s in stores:
+            s.close()
+    print("\n".join(result.lines()))
+    return 0 if result.identical else 1
+
+
 def cmd_export(args) -> int:
     from eoslab.store import export
     _open_store(args.results).close()
@@ -239,7 +259,8 @@ def cmd_spectrum(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": cmd_run, "sweep": cmd_sweep, "runs": cmd_runs, "show": cmd_show, "plot": cmd_plot, "export": cmd_export,
+    commands = {"run": cmd_run, "sweep": cmd_sweep, "runs": cmd_runs, "show": cmd_show, "plot": cmd_plot,
+                "export": cmd_export, "compare": cmd_compare,
                 "reproduce": cmd_reproduce, "spectrum": cmd_spectrum,
                 "demo": lambda a: cmd_reproduce(a, name="eos", quick=True)}
     try:
