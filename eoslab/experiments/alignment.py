@@ -150,6 +150,7 @@ import numpy as np
 
 from eoslab.errors import ConfigError
 from eoslab.experiments import statistics as st
+from eoslab.experiments.base import store_in
 from eoslab.experiments.claims import Claim, quick_title, write_claims
 from eoslab.models.toy import (
     LogCoshProduct,
@@ -832,9 +833,9 @@ def reproduce(out_dir, *, quick: bool = False, progress: bool = True, store=None
 
     For each toy model and step size of the config (:data:`DEFAULT_CONFIG`,
     overridden by ``config``; ``quick`` uses its ``quick`` settings), GD runs
-    from ``n_init`` initialisations; with ``store`` (a
-    :class:`eoslab.store.RunStore`) one run per (model, eta) records per-step
-    summary metrics.  Computes in float64 (x64 is switched on inside this call
+    from ``n_init`` initialisations, and one run per (model, eta) in ``store``
+    (a :class:`eoslab.store.RunStore`; default the store in ``out_dir``)
+    records per-step summary metrics.  Computes in float64 (x64 is switched on inside this call
     only).  It has no progress output (``progress`` is accepted for the common signature).
     """
     del progress
@@ -846,35 +847,32 @@ def reproduce(out_dir, *, quick: bool = False, progress: bool = True, store=None
             check_alignment(model)
         out.mkdir(parents=True, exist_ok=True)
         claims: list[Claim] = []
-        for mi, (name, spec) in enumerate(cfg["models"].items()):
-            model = make_toy(spec["kind"], **dict(spec.get("options", {})))
-            theta0 = model.init(jax.random.fold_in(jax.random.PRNGKey(cfg["seed"]), mi), cfg["n_init"])
-            model_results = []
-            for eta in spec["etas"]:
-                eta = float(eta)
-                run_id = None
-                if store is not None:
+        with store_in(out, store) as store:
+            for mi, (name, spec) in enumerate(cfg["models"].items()):
+                model = make_toy(spec["kind"], **dict(spec.get("options", {})))
+                theta0 = model.init(jax.random.fold_in(jax.random.PRNGKey(cfg["seed"]), mi), cfg["n_init"])
+                model_results = []
+                for eta in spec["etas"]:
+                    eta = float(eta)
                     run_cfg = {"experiment": "alignment", "model": name, "kind": spec["kind"],
                                "options": spec.get("options", {}), "eta": eta, "steps": spec["steps"],
                                "n_init": cfg["n_init"], "burn_in": cfg["burn_in"], "quick": quick}
                     run_id = store.start_run(run_cfg, name=f"alignment/{name}/eta={eta:g}",
                                              seed=cfg["seed"], group="alignment")
-                try:
-                    t0 = time.perf_counter()
-                    ens = run_ensemble(model, theta0, eta, spec["steps"],
-                                       divergence_limit=cfg["divergence_limit"])
-                    summ = summarise(model, ens, burn_in=cfg["burn_in"], edge_p=cfg["edge_p"],
-                                     curve_tol=cfg["curve_tol"], sharpness_tol=cfg["sharpness_tol"])
-                    summ["seconds"] = time.perf_counter() - t0
-                except Exception as exc:
-                    if run_id is not None:
+                    try:
+                        t0 = time.perf_counter()
+                        ens = run_ensemble(model, theta0, eta, spec["steps"],
+                                           divergence_limit=cfg["divergence_limit"])
+                        summ = summarise(model, ens, burn_in=cfg["burn_in"], edge_p=cfg["edge_p"],
+                                         curve_tol=cfg["curve_tol"], sharpness_tol=cfg["sharpness_tol"])
+                        summ["seconds"] = time.perf_counter() - t0
+                    except Exception as exc:
                         store.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
-                    raise
-                if run_id is not None:
+                        raise
                     store.log_metrics(run_id, _per_step_metrics(model, ens, cfg["edge_p"]))
                     store.finish_run(run_id, "completed")
-                model_results.append((ens, summ))
-                claims.extend(_claims_for(name, model, summ, cfg))
-            _figure(name, model, model_results, cfg, out, quick)
+                    model_results.append((ens, summ))
+                    claims.extend(_claims_for(name, model, summ, cfg))
+                _figure(name, model, model_results, cfg, out, quick)
     write_claims(out, claims, "Trajectory alignment (Song & Yun 2023)", quick=quick)
     return claims

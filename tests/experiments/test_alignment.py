@@ -330,6 +330,12 @@ def test_reproduce_writes_claims_figures_and_runs(tmp_path):
     store.close()
 
 
+def test_without_a_store_the_runs_go_to_the_store_in_out_dir(tmp_path):
+    al.reproduce(tmp_path, quick=True, config=TINY)
+    with RunStore.in_dir(tmp_path) as store:
+        assert len(store.list_runs(status="completed")) == 4  # 4 models x 1 eta
+
+
 @pytest.mark.slow
 def test_quick_reproduction_shows_alignment_on_log_cosh(tmp_path):
     claims = al.reproduce(tmp_path, quick=True)
