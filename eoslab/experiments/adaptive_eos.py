@@ -18,9 +18,10 @@ The claims and their criteria (fixed before the runs; ratio = lambda_1(P_t^{-1} 
 * the same with beta1 = 0 (threshold 2/eta) and RMSProp (2/eta);
 * with the preconditioner frozen after 25 steps (frozen Adam; early, while
   the ratio is far below 1), the preconditioned sharpness rises to the
-  threshold and plateaus there, as GD's sharpness does at 2/eta: it *rises* (the ratio at the freeze step is below
-  0.9 and later reaches 0.9) and *plateaus* (median ratio over the second half
-  within 10% of 1, interquartile range of the ratio there <= 0.1);
+  threshold and plateaus there, as GD's sharpness does at 2/eta: it *rises*
+  (the ratio at the freeze step is below 0.9 and later reaches 0.9) and
+  *plateaus* (median ratio over the second half within 10% of 1,
+  interquartile range of the ratio there <= 0.1);
 * minibatch Adam (the full recipe only, ``adaptive-eos-minibatch``: batch
   sizes 64, 256, 1024, seeds 0, 1, 2): "similar effects occur during minibatch
   training, especially as the batch size grows": the preconditioned sharpness

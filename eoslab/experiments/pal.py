@@ -417,6 +417,20 @@ def summarise_profiles(records: list[dict], alpha: float, minibatch: bool) -> di
     return out
 
 
+def profile_run(cfg: RunConfig, result: TrainResult, num_profiles: int) -> tuple[list[dict], bool, float]:
+    """Replay a trained PAL run and profile it at ``num_profiles`` steps: (records, minibatch, replay difference).
+
+    The replay difference is the largest |loss| difference between the replay and the stored run (0: the
+    replay is the stored trajectory).
+    """
+    profiler = Profiler(cfg)
+    records, replay_losses = profiler.run(profile_steps(cfg.train.steps, num_profiles, replay_chunk(cfg.train.steps)))
+    _, stored = result.series(0, "loss")
+    m = min(len(stored), len(replay_losses))
+    replay_diff = float(np.max(np.abs(stored[:m] - replay_losses[:m]))) if m else float("nan")
+    return records, profiler.minibatch, replay_diff
+
+
 def final_loss(result: TrainResult, member: int) -> float:
     """The training loss at the last evaluation; inf for a diverged member."""
     if result.status[member] == "diverged":
@@ -670,9 +684,9 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
                 claims += [c for run in setting.runs for c in not_run_claims(setting, run, why)]
                 continue
             runs = [r for r in setting.runs if r.quick or not quick]
-            minibatch = _config(setting.runs[0].recipe, _overrides(setting, None, quick, overrides),
-                                setting.suffix).optimizer.batch_size > 0
-            run_seeds = (tuple(seeds)[:1] if quick else tuple(seeds)) if minibatch else (None,)
+            stochastic = _config(setting.runs[0].recipe, _overrides(setting, None, quick, overrides),
+                                 setting.suffix).optimizer.batch_size > 0
+            run_seeds = (tuple(seeds)[:1] if quick else tuple(seeds)) if stochastic else (None,)
             if any(o.split("=", 1)[0].strip() == "seed" for o in overrides or []):
                 run_seeds = (None,)  # the caller chose the seed
             per_run: dict[str, list[list[Claim]]] = {r.label: [] for r in runs}
@@ -686,38 +700,34 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
                 best = min(done.items(), key=lambda kv: kv[1]) if done else (float("nan"), float("nan"))
                 pal_results = []
                 seed_tag = "" if seed is None else f", seed {seed}"
+                first_seed = seed == run_seeds[0]  # the figures show the first seed (or the only run)
                 for run in runs:
                     cfg = _config(run.recipe, _overrides(setting, run, quick, user), setting.suffix + run.suffix)
                     tag = f"{setting.label}, {run.label}"
                     result = train(cfg, results_dir=out, store=store, progress=progress)
                     pal_results.append((run.label, result))
-                    profiler = Profiler(cfg)
-                    steps = profile_steps(cfg.train.steps, num_profiles, replay_chunk(cfg.train.steps))
-                    records, replay_losses = profiler.run(steps)
-                    _, stored = result.series(0, "loss")
-                    m = min(len(stored), len(replay_losses))
-                    replay_diff = float(np.max(np.abs(stored[:m] - replay_losses[:m]))) if m else float("nan")
-                    summary = summarise_profiles(records, cfg.optimizer.hp.alpha, profiler.minibatch)
+                    records, minibatch, replay_diff = profile_run(cfg, result, num_profiles)
+                    summary = summarise_profiles(records, cfg.optimizer.hp.alpha, minibatch)
                     pal_loss = final_loss(result, 0)
                     per_run[run.label].append(
                         claims_for_run(f"[{tag}]", summary, cfg.optimizer.hp.alpha, pal_loss, best, grid_losses))
-                    tables.append(format_profiles(tag + seed_tag, records, profiler.minibatch, replay_diff))
+                    tables.append(format_profiles(tag + seed_tag, records, minibatch, replay_diff))
                     eta = result.series(0, "step_size")[1]
                     note = (f"median η_t over the second half {np.median(eta[len(eta) // 2:]):.3g}, "
                             + edge_note(result.metrics[0]))
                     train_rows.append((run.label + seed_tag, pal_loss, note))
                     key = _slug(f"{setting.key}-{run.label}") + ("" if seed is None else f"-seed{seed}")
-                    if seed in (None, run_seeds[0]):  # the figures show the first seed
-                        save_figure(plot_profiles(tag, records, profiler.minibatch, cfg.optimizer.hp.alpha, quick=quick),
+                    if first_seed:
+                        save_figure(plot_profiles(tag, records, minibatch, cfg.optimizer.hp.alpha, quick=quick),
                                     out / f"pal-profiles-{_slug(f'{setting.key}-{run.label}')}")
                     dump["runs"][key] = dict(label=tag, setting=setting.key, seed=cfg.seed, run_id=result.run_ids[0],
                                              baseline_run_ids=list(base.run_ids), config=cfg.to_dict(),
-                                             minibatch=profiler.minibatch,
+                                             minibatch=minibatch,
                                              summary=summary, replay_max_abs_loss_diff=replay_diff,
                                              final_loss=pal_loss, profiles=records)
                 for i, lr in enumerate(base.lrs):
                     train_rows.append((f"constant η={lr:g}{seed_tag}", grid_losses[float(lr)], base.status[i]))
-                if seed in (None, run_seeds[0]):
+                if first_seed:
                     panels.append(dict(label=setting.label, loss=base_cfg.loss.name, pal=pal_results, baseline=base))
             for run in setting.runs:
                 if run not in runs:
