@@ -87,7 +87,7 @@ def make_trainer(cfg: Config) -> Trainer:
 def record_trajectory(trainer: Trainer, cfg: Config):
     """Adam for ``warmup`` steps, then ``steps`` iterates and their P_t, stacked on a leading axis."""
     prob, lr = trainer.problem, jnp.asarray(cfg.eta, trainer.dtype)
-    tx = trainer._tx(lr)
+    tx = trainer.rule.transform(lr, trainer.hp)
     params = prob.model.init(jax.random.PRNGKey(cfg.seed))
     opt_state = tx.init(params)
 
@@ -96,7 +96,7 @@ def record_trajectory(trainer: Trainer, cfg: Config):
         grads = jax.grad(prob.train_loss)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return params, opt_state, trainer.preconditioner(opt_state, lr)
+        return params, opt_state, trainer.rule.preconditioner(opt_state, lr, trainer.hp)
 
     for _ in range(cfg.warmup):
         params, opt_state, _ = step(params, opt_state)

@@ -191,13 +191,13 @@ def _key(config: dict, seed) -> tuple:
 def _summary(status: str, metrics: dict) -> dict:
     last = lambda name: float(metrics[name][1][-1]) if name in metrics and len(metrics[name][1]) else float("nan")
     first = lambda name: float(metrics[name][1][0]) if name in metrics and len(metrics[name][1]) else float("nan")
-    return dict(status=status, eta=first("lr"), train_loss=last("train_loss"))
+    return dict(status=status, eta=first("eta"), train_loss=last("train_loss"))
 
 
 def sweep_results(results_dir: str, name: str) -> dict:
     with RunStore.in_dir(results_dir) as store:
         return {_key(r.config, r.seed): _summary(r.status, m)
-                for r, m in sweep_runs(store, name, metrics=["lr", "train_loss"])}
+                for r, m in sweep_runs(store, name, metrics=["eta", "train_loss"])}
 
 
 def run_timed_sweep(spec, results_dir: str, executor, out: list) -> dict:

@@ -292,8 +292,10 @@ def run_eoslab(trainer: Trainer, params: dict, steps: int) -> Run:
     stack = lambda tree: jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (1, *jnp.shape(a))), tree)  # noqa: E731
     jax.block_until_ready(carry)
     t0 = time.perf_counter()
-    res, state = trainer.tracker.init(prob.sharpness_loss, params, key=jax.random.PRNGKey(cfg.seed + 1))
-    carry = carry._replace(params=stack(params), tracker=stack(state))
+    sharp = trainer.probe("sharpness")
+    res, state = sharp.step_tracker.init(prob.sharpness_loss, params, key=jax.random.PRNGKey(cfg.seed + 1))
+    probes = tuple(stack(state) if p is sharp else s for p, s in zip(trainer.probes, carry.probes))
+    carry = carry._replace(params=stack(params), probes=probes)
     ev, carry = trainer.evaluate(carry)
     evs, chunks, flat = [jax.device_get(ev)], [], {0: jax.device_get(carry.params)}
     t = 0

@@ -181,8 +181,9 @@ def run_loop(trainer: Trainer, steps: int, *, carry=None, start: int = 0, keep_c
 def init_hvps(trainer: Trainer) -> int:
     """HVPs of the cold solve in ``init_carry`` (the trainer does not record them; same call, same key)."""
     prob, cfg = trainer.problem, trainer.cfg
-    res, _ = trainer.tracker.init(prob.sharpness_loss, prob.model.init(jax.random.PRNGKey(cfg.seed)),
-                                  key=jax.random.PRNGKey(cfg.seed + 1))
+    tracker = trainer.probe("sharpness").step_tracker
+    res, _ = tracker.init(prob.sharpness_loss, prob.model.init(jax.random.PRNGKey(cfg.seed)),
+                          key=jax.random.PRNGKey(cfg.seed + 1))
     return int(res.num_hvps)
 
 

@@ -230,7 +230,7 @@ class Profiler:
         wide = jnp.asarray(self.wide, dtype)
         local_k = jnp.arange(-LOCAL_HALF, LOCAL_HALF + 1, dtype=dtype) / (LOCAL_HALF / 2)  # [-2, 2]
         chunk = max(1, MAX_ROWS_PER_CHUNK // prob.x_train.shape[0])
-        lr = tr.lrs[0]
+        lr = jnp.asarray(cfg.lrs[0], dtype)
         mu = jnp.asarray(self.mu, dtype)
 
         def loss_fns(t):
@@ -244,7 +244,7 @@ class Profiler:
             """The step t of the rule, as the trainer's step takes it: direction, step, PAL's parabola."""
             loss_fn = tr.step_loss_fn(t)
             loss, grads = jax.value_and_grad(loss_fn)(params)
-            updates, new_state = tr._update(params, opt_state, lr, loss, grads, loss_fn)
+            updates, new_state = tr.update(params, opt_state, lr, loss, grads, loss_fn)
             d = find_state(new_state, ParabolicState).direction
             info = tuner_info(new_state)
             dnorm = jnp.sqrt(tree_vdot(d, d))

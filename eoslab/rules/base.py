@@ -66,9 +66,16 @@ class Rule:
     Hyper: ClassVar[type] = NoHyper
     adaptive: ClassVar[bool] = False  # P_t is a non-scalar diagonal read from the optimizer state
     tuner: ClassVar[bool] = False  # a step-size tuner: its update needs value, grad and value_fn
+    measures_step_curvature: ClassVar[bool] = False  # its state holds u.H u / |u|^2 along its step, exactly
 
     def transform(self, lr, hp) -> optax.GradientTransformation:
         raise NotImplementedError
+
+    def update(self, params, opt_state, lr, hp, loss, grads, loss_fn) -> tuple[PyTree, PyTree]:
+        """(updates, new state) of one step: the optax update of :meth:`transform` for the gradient ``grads``
+        (a tuner also receives the loss, the gradient and the loss function, optax's line-search style)."""
+        del loss, loss_fn
+        return self.transform(lr, hp).update(grads, opt_state, params)
 
     def threshold(self, lr: float, hp) -> float:
         """The threshold of the effective sharpness lambda_1(P^{-1} H)."""

@@ -49,6 +49,9 @@ class TunerRule(Rule):
         kwargs[self.cap] = lr
         return optax.chain(optax.scale(-1.0), self._build(**kwargs))
 
+    def update(self, params, opt_state, lr, hp, loss, grads, loss_fn):
+        return self.transform(lr, hp).update(grads, opt_state, params, value=loss, grad=grads, value_fn=loss_fn)
+
     def threshold(self, lr, hp):
         return 2.0
 
@@ -123,5 +126,6 @@ class Edge(TunerRule):
     doc = "GD with the curvature-aware tuner CDAT (eoslab.tuners.edge)"
     Hyper = EdgeHyper
     cap = "max_step"
+    measures_step_curvature = True  # CDAT measures u.H u / |u|^2 along u = -g (one HVP) to choose its step
 
     _build = staticmethod(tuners.edge)

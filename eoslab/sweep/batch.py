@@ -65,14 +65,12 @@ class MemberResult:
 def trainer_for(cfg: RunConfig, size: int):
     """A :class:`~eoslab.train.Trainer` for ``size`` members of the shape of ``cfg`` (cached per process)."""
     from eoslab.sweep.grid import shape_key
-    from eoslab.train.loop import Trainer
+    from eoslab.train.trainer import Trainer
     key = (shape_key(cfg), size)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    lrs = tuple(float(cfg.lrs[0]) * (1 + i) for i in range(size))  # placeholders: members bring their own
-    tr = Trainer(dataclasses.replace(cfg, optimizer=dataclasses.replace(cfg.optimizer, lr=lrs)),
-                 seeds=(cfg.seed,) * size)
+    tr = Trainer(cfg, seeds=(cfg.seed,) * size)  # size members; each brings its own lr and seed
     _CACHE[key] = tr
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -83,6 +81,7 @@ def run_batch(batch: Batch) -> list[MemberResult]:
     """Train the members of ``batch`` as one vmapped ensemble; one result per (unpadded) member."""
     from eoslab.train.config import config_from_dict
     from eoslab.train.loop import run_loop
+    from eoslab.train.sinks import MemorySink
     n = len(batch.members)
     try:
         cfg = config_from_dict(batch.config)
@@ -90,27 +89,15 @@ def run_batch(batch: Batch) -> list[MemberResult]:
         trainer = trainer_for(cfg, len(padded))
         values = [m.lr for m in padded]
         carry = trainer.init_carry(values, [m.seed for m in padded])
-        series: list[dict[str, list]] = [collections.defaultdict(list) for _ in padded]
-
-        def emit(member_rows):
-            for i, rows in enumerate(member_rows):
-                for name, (steps, vals) in rows.items():
-                    series[i][name].append((np.asarray(steps, np.int64), np.asarray(vals, np.float64)))
-
-        carry, _ = run_loop(trainer, carry, 0, emit, values=values)
+        sink = MemorySink(len(padded))
+        carry, _ = run_loop(trainer, carry, 0, sink, values=values)
         div = np.asarray(carry.diverged_step)
     except Exception as e:  # a batch that fails is a recorded result for each of its members
         err = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}"
         return [MemberResult(m.key, m.config, m.seed, "failed", None, err, {}) for m in batch.members]
     out = []
     for i, m in enumerate(batch.members):
-        metrics = {}
-        for name, parts in series[i].items():
-            steps = np.concatenate([p[0] for p in parts])[::-1]
-            vals = np.concatenate([p[1] for p in parts])[::-1]
-            # a step logged twice keeps its last value, as the run store's INSERT OR REPLACE does
-            steps, first = np.unique(steps, return_index=True)
-            metrics[name] = (steps, vals[first])
+        metrics = sink.metrics(i)
         ds = int(div[i])
         out.append(MemberResult(m.key, m.config, m.seed, "diverged" if ds >= 0 else "completed",
                                 ds if ds >= 0 else None, None, metrics))

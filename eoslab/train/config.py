@@ -18,7 +18,7 @@ size.  Unknown keys, wrong types and invalid values raise
                 chunk_size, checkpoint_every, dtype
     [probes]    sharpness_k, sharpness_subset, every_step, tol, max_hvps, eval_max_hvps,
                 refresh_every, jump, step_curvature,
-                line_points
+                line_points, enable
 """
 from __future__ import annotations
 
@@ -105,6 +105,7 @@ class ProbeConfig:
     jump: float = 0.1  # a relative change of the tracked value above this triggers a cold check
     step_curvature: bool = False  # eta_t * u.Hu/|u|^2 along every step u (one HVP per step)
     line_points: int = 0  # loss barrier: max training loss at this many points on theta_0 -> theta_T (0: off)
+    enable: tuple[str, ...] = ()  # optional probes to turn on by name (eoslab.probes.OPTIONAL), e.g. ["gradient_norm"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,6 +320,11 @@ def validate(cfg: RunConfig) -> None:
         (not cfg.data.image or cfg.data.name.split("-")[0] == "digits", "data.image",
          "applies to digits only (the other image datasets give images already)"),
     ]
+    from eoslab.probes import OPTIONAL
+    unknown = [name for name in cfg.probes.enable if name not in OPTIONAL]
+    if unknown:
+        raise ConfigError(f"probes.enable names {unknown[0]!r}, which is not an optional probe; choose from "
+                          f"{', '.join(OPTIONAL)}.")
     for ok, key, msg in checks:
         if not ok:
             value = _lookup(cfg, key)

@@ -98,7 +98,7 @@ def test_vmapped_batch_equals_single_runs(singles):
     for r, m in zip(results, batch.members):
         assert r.status == "completed" and r.diverged_step is None and r.error is None
         assert r.config == m.config and r.config["optimizer"]["lr"] == m.lr and r.config["seed"] == m.seed
-        assert {"loss", "train_loss", "test_loss", "lr", "line_max_loss"} <= set(r.metrics)
+        assert {"loss", "train_loss", "test_loss", "eta", "line_max_loss"} <= set(r.metrics)
         np.testing.assert_array_equal(r.metrics["loss"][0], np.arange(8))
         assert_same_metrics(r.metrics, singles[(m.lr, m.seed)].metrics)
     # the seeds and step sizes matter (else the comparison proves little)
@@ -139,7 +139,7 @@ def test_a_batch_that_fails_to_build_gives_failed_results(monkeypatch):
         raise RuntimeError("simulated out of memory while building")
 
     monkeypatch.setattr(batch_mod, "_CACHE", collections.OrderedDict())  # no cached trainer to fall back on
-    monkeypatch.setattr("eoslab.train.loop.build_problem", boom)
+    monkeypatch.setattr("eoslab.train.trainer.build_problem", boom)
     results = run_batch(batch)
     assert [(r.key, r.seed, r.status) for r in results] == [(p.key, p.seed, "failed") for p in points[:2]]
     for r in results:
@@ -224,7 +224,7 @@ def test_failed_points_are_done_until_retried(tmp_path, monkeypatch):
     spec = make_spec(batch_size=1)
     with monkeypatch.context() as mp:
         mp.setattr(batch_mod, "_CACHE", collections.OrderedDict())
-        mp.setattr("eoslab.train.loop.build_problem", lambda cfg: (_ for _ in ()).throw(RuntimeError("no memory")))
+        mp.setattr("eoslab.train.trainer.build_problem", lambda cfg: (_ for _ in ()).throw(RuntimeError("no memory")))
         s = run_sweep(spec, results_dir=tmp_path, progress=False)
     assert (s.ran, s.failed, s.completed) == (4, 4, 0)
     with RunStore.in_dir(tmp_path) as store:

@@ -1,5 +1,4 @@
 """Trainer members with their own seeds and step sizes, c / lambda_0 step sizes, and the loss-barrier probe."""
-import collections
 import copy
 import dataclasses
 
@@ -11,7 +10,8 @@ from jax.flatten_util import ravel_pytree
 
 from eoslab.errors import ConfigError
 from eoslab.train import Trainer, config_from_dict, train
-from eoslab.train.loop import member_info, run_loop
+from eoslab.train.loop import run_loop
+from eoslab.train.sinks import MemorySink
 
 SMALL = {
     "name": "members",
@@ -33,17 +33,9 @@ def small(**sections):
 def run_members(trainer, lrs=None, seeds=None):
     """Train a trainer's members with ``run_loop``: (per-member {metric: (steps, values)}, final carry)."""
     carry = trainer.init_carry(lrs, seeds)
-    series = [collections.defaultdict(list) for _ in range(trainer.num_members)]
-
-    def emit(member_rows):
-        for i, rows in enumerate(member_rows):
-            for name, (steps, vals) in rows.items():
-                series[i][name].append((np.asarray(steps), np.asarray(vals, np.float64)))
-
-    carry, _ = run_loop(trainer, carry, 0, emit, values=lrs)
-    out = [{name: (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-            for name, parts in s.items()} for s in series]
-    return out, carry
+    sink = MemorySink(trainer.num_members)
+    carry, _ = run_loop(trainer, carry, 0, sink, values=lrs)
+    return [sink.metrics(i) for i in range(trainer.num_members)], carry
 
 
 def member(tree, i):
@@ -78,14 +70,14 @@ def test_member_seeds_give_their_own_initialisations():
     # init_carry overrides the trainer's seeds and lrs
     over = trainer.init_carry([0.4, 0.5, 0.6], [9, 9, 9])
     np.testing.assert_array_equal(np.asarray(over.seed), [9, 9, 9])
-    np.testing.assert_allclose(np.asarray(over.lr), [0.4, 0.5, 0.6])
+    np.testing.assert_allclose(np.asarray(over.eta), [0.4, 0.5, 0.6])
     assert not np.allclose(ravel_pytree(member(over.params, 0))[0], flat[0])
 
 
 def test_seed_count_must_match_members():
     cfg = config_from_dict(small(optimizer={"lr": [0.1, 0.2]}, probes={"sharpness_k": 0}))
-    with pytest.raises(ValueError, match="seed"):
-        Trainer(cfg, seeds=(0, 1, 2))
+    with pytest.raises(ValueError, match="3 members and the config 2 step sizes"):
+        Trainer(cfg, seeds=(0, 1, 2)).init_carry()  # three members need three lrs
     with pytest.raises(ValueError, match="2 step sizes and 2 seeds"):
         Trainer(cfg).init_carry([0.1, 0.2], [0, 1, 2])
 
@@ -121,7 +113,7 @@ def test_four_member_batch_equals_members_trained_alone():
     single = Trainer(one)
     for i, (lr, seed) in enumerate(zip(lrs, seeds)):
         alone, carry1 = run_members(single) if i == 0 else run_members(single, [lr], [seed])
-        assert set(alone[0]) >= {"loss", "train_loss", "test_loss", "lr"}
+        assert set(alone[0]) >= {"loss", "train_loss", "test_loss", "eta"}
         assert_same_metrics(batch[i], alone[0], rtol=1e-9)
         np.testing.assert_allclose(finals[i], ravel_pytree(member(carry1.params, 0))[0], rtol=1e-9, atol=1e-12)
 
@@ -145,13 +137,13 @@ def test_relative_step_size_uses_each_members_lambda0():
     assert abs(lam0[0] - lam0[4]) > 1e-3 * lam0[0]  # two initialisations, two sharpnesses
     carry = trainer.init_carry()
     eta = [ci / lam0[s] for ci, s in zip(c, seeds)]
-    np.testing.assert_allclose(np.asarray(carry.lr), eta, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(carry.eta), eta, rtol=1e-6)
     # the tracker's cold solve at theta_0 is that lambda_0
-    np.testing.assert_allclose(np.asarray(carry.tracker.eigenvalues)[:, 0], [lam0[s] for s in seeds], rtol=1e-6)
-    # what run_loop stores as lr and threshold: eta and 2 / eta, not c
-    info = member_info(trainer, carry, values=c)
-    np.testing.assert_allclose(info.lrs, eta, rtol=1e-6)
-    np.testing.assert_allclose(info.thresholds, [2 / e for e in eta], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(carry.probes[0].eigenvalues)[:, 0], [lam0[s] for s in seeds], rtol=1e-6)
+    # what run_loop stores as eta and threshold: eta and 2 / eta, not c
+    facts = trainer.facts(carry, values=c)
+    np.testing.assert_allclose([f.eta for f in facts], eta, rtol=1e-6)
+    np.testing.assert_allclose([f.threshold for f in facts], [2 / e for e in eta], rtol=1e-6)
 
 
 def test_relative_step_size_and_loss_barrier_in_the_store(tmp_path):
@@ -167,7 +159,7 @@ def test_relative_step_size_and_loss_barrier_in_the_store(tmp_path):
     theta0 = prob.model.init(jax.random.PRNGKey(cfg.seed))
     (lam0,) = dense_sharpness(prob, theta0)
     for i, ci in enumerate(c):
-        steps, lr = res.series(i, "lr")
+        steps, lr = res.series(i, "eta")
         np.testing.assert_array_equal(steps, [0, 4, 8])
         np.testing.assert_allclose(lr, ci / lam0, rtol=1e-6)  # eta, not c
         np.testing.assert_allclose(res.step_sizes[i], ci / lam0, rtol=1e-6)
@@ -207,8 +199,8 @@ def test_line_max_loss_with_run_loop_and_member_seeds():
         flat_t = ravel_pytree(member(carry.params, i))[0]
         want = max(float(prob.train_loss(unravel(flat0 + s * (flat_t - flat0)))) for s in np.arange(1, n + 1) / n)
         np.testing.assert_allclose(rows[i]["line_max_loss"][1], [want], rtol=1e-10)
-    with pytest.raises(ValueError, match="line_points"):
-        Trainer(config_from_dict(small(probes={"sharpness_k": 0}))).line_probe(carry)
+    # without probes.line_points nothing is measured at the end
+    assert Trainer(config_from_dict(small(probes={"sharpness_k": 0}))).at_end(carry, 0) == {}
 
 
 # ---- validation ----------------------------------------------------------------
