@@ -23,8 +23,8 @@ Metrics are named where they are measured: a probe returns
 Between steps a probe's state is frozen, like the parameters, once a member
 diverged or stopped.
 
-A probe is enabled by the config (:meth:`Probe.from_config` returns ``None``
-when it is off); :data:`eoslab.probes.PROBES` lists them in the order they
+A probe is enabled by the config (:meth:`Probe.enabled`; :meth:`Probe.from_config`
+returns ``None`` when it is off); :data:`eoslab.probes.PROBES` lists them in the order they
 are built.  Adding a probe is one module and one line there.  Outside the
 trainer a probe needs only a :class:`ProbeContext` (the loss functions and
 the rule), so it can measure the parameters of any training loop.
@@ -112,10 +112,18 @@ class Probe:
     supplies_gradient: bool = False  # at_step_with_gradient gives the step's loss and gradient
     sequential: ClassVar[bool] = False  # on the CPU, at_eval runs member after member (eigensolves)
 
+    def __init__(self, ctx: ProbeContext):
+        self.ctx = ctx
+
+    @classmethod
+    def enabled(cls, ctx: ProbeContext) -> bool:
+        """Whether the config turns this probe on (an optional probe: when ``probes.enable`` names it)."""
+        return cls.optional and cls.name in ctx.probes.enable
+
     @classmethod
     def from_config(cls, ctx: ProbeContext) -> "Probe | None":
         """This probe as the config asks for it, or None when the config turns it off."""
-        raise NotImplementedError
+        return cls(ctx) if cls.enabled(ctx) else None
 
     def init(self, params: PyTree, key: jax.Array, earlier: dict[str, PyTree]) -> PyTree:
         del params, key, earlier

@@ -21,9 +21,5 @@ class GradientNorm(Probe):
     every_step = True
     optional = True
 
-    @classmethod
-    def from_config(cls, ctx):
-        return cls() if cls.name in ctx.probes.enable else None
-
     def at_step(self, state, view: StepView):
         return {"gradient_norm": jnp.sqrt(tree_sq_norm(view.grads))}, state

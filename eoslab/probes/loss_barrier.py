@@ -17,20 +17,17 @@ class LossBarrier(Probe):
 
     name = "loss_barrier"
 
-    def __init__(self, ctx):
-        self.ctx = ctx
-        self.points = int(ctx.probes.line_points)
-
     @classmethod
-    def from_config(cls, ctx):
-        return cls(ctx) if ctx.probes.line_points > 0 else None
+    def enabled(cls, ctx):
+        return ctx.probes.line_points > 0
 
     def init(self, params, key, earlier):
         return params  # theta_0
 
     def at_end(self, state, view: EvalView):
         dtype = jax.tree_util.tree_leaves(view.params)[0].dtype
-        s_grid = jnp.arange(1, self.points + 1, dtype=dtype) / self.points
+        n = self.ctx.probes.line_points
+        s_grid = jnp.arange(1, n + 1, dtype=dtype) / n
         at = lambda s: self.ctx.train_loss(jax.tree_util.tree_map(lambda a, b: a + s * (b - a), state, view.params))
         losses = jax.lax.map(at, s_grid)
         return {"line_max_loss": jnp.max(jnp.where(jnp.isnan(losses), jnp.inf, losses))}

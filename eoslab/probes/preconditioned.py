@@ -29,13 +29,13 @@ class PreconditionedSharpness(Probe):
     sequential = True
 
     def __init__(self, ctx: ProbeContext):
-        self.ctx = ctx
+        super().__init__(ctx)
         self.step_tracker, self.eval_tracker = trackers(ctx, 1)
         self.every_step = bool(ctx.probes.every_step)
 
     @classmethod
-    def from_config(cls, ctx):
-        return cls(ctx) if ctx.probes.sharpness_k > 0 and ctx.rule.adaptive else None
+    def enabled(cls, ctx):
+        return ctx.probes.sharpness_k > 0 and ctx.rule.adaptive
 
     def init(self, params, key, earlier):
         """Warm start from the sharpness probe's top eigenvector; its next one is the guard."""

@@ -71,15 +71,15 @@ class Sharpness(Probe):
     sequential = True
 
     def __init__(self, ctx: ProbeContext):
-        self.ctx = ctx
+        super().__init__(ctx)
         self.k = ctx.probes.sharpness_k
         self.step_tracker, self.eval_tracker = trackers(ctx, self.k)
         self.every_step = bool(ctx.probes.every_step)
         self.supplies_gradient = self.every_step and ctx.gradient_from_solve
 
     @classmethod
-    def from_config(cls, ctx):
-        return cls(ctx) if ctx.probes.sharpness_k > 0 else None
+    def enabled(cls, ctx):
+        return ctx.probes.sharpness_k > 0
 
     def init(self, params, key, earlier):
         return self.step_tracker.init(self.ctx.sharpness_loss, params, key=key)[1]

@@ -33,13 +33,9 @@ class StepCurvature(Probe):
     name = "step_curvature"
     every_step = True
 
-    def __init__(self, ctx):
-        self.ctx = ctx
-
     @classmethod
-    def from_config(cls, ctx):
-        on = ctx.probes.step_curvature and not ctx.rule.measures_step_curvature
-        return cls(ctx) if on else None
+    def enabled(cls, ctx):
+        return ctx.probes.step_curvature and not ctx.rule.measures_step_curvature
 
     def at_step(self, state, view: StepView):
         eta = step_length(view.updates, view.grads) if self.ctx.rule.tuner else view.eta

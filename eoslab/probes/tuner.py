@@ -37,12 +37,9 @@ class Tuner(Probe):
     name = "tuner"
     every_step = True
 
-    def __init__(self, ctx):
-        self.ctx = ctx
-
     @classmethod
-    def from_config(cls, ctx):
-        return cls(ctx) if ctx.rule.tuner else None
+    def enabled(cls, ctx):
+        return ctx.rule.tuner
 
     def at_step(self, state, view: StepView):
         info = tuner_info(view.new_opt_state)
