@@ -121,3 +121,16 @@ def test_heavy_ball_threshold_in_metrics(tmp_path, tiny):
     res = train(config_from_dict(tiny), results_dir=tmp_path, progress=False)
     assert res.thresholds[0] == pytest.approx(3.8 / 0.05)
     np.testing.assert_allclose(res.series(0, "threshold")[1], 3.8 / 0.05)
+
+
+def test_a_checkpoint_of_another_carry_layout_is_refused_in_one_sentence(tmp_path, tiny):
+    """A checkpoint without this version's carry format (probe states) is not resumed into the wrong leaves."""
+    from eoslab.errors import InputError
+    from eoslab.store import config_hash
+    from eoslab.train.checkpoint import save_checkpoint
+    cfg = config_from_dict(tiny)
+    carry = Trainer(cfg).init_carry()
+    path = tmp_path / "checkpoints" / f"{config_hash(cfg.to_dict())}.npz"
+    save_checkpoint(path, carry, step=20, meta={"run_ids": np.asarray([1, 2])})  # no carry_format: older layout
+    with pytest.raises(InputError, match="written by another version of eoslab; delete it"):
+        train(cfg, results_dir=tmp_path, progress=False)
