@@ -166,4 +166,3 @@ def not_run_claims(setting: Setting, run: PalRun, reason: str) -> list[Claim]:
     tag = f"[{setting.label}, {run.label}]"
     return [Claim(claim, quantity, "not run", None, PAPER, reason)
             for claim, quantity in claim_texts(tag, loss_word, cfg.optimizer.hp.alpha)]
-

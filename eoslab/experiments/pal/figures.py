@@ -95,4 +95,3 @@ def plot_training(panels: list[dict], title: str = ""):
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
-
