@@ -49,7 +49,7 @@ from __future__ import annotations
 import os
 import sys
 
-from _common import code_version, limit_cores, threads_from_argv
+from _common import benchmark_parser, code_version, limit_cores, threads_from_argv, write_json
 
 
 
@@ -58,15 +58,12 @@ THREADS = threads_from_argv(sys.argv[1:])
 CORES = limit_cores(THREADS)  # before JAX, PyTorch and BLAS start their threads
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the eoslab CLI: small LAPACK calls in the eigensolver
 
-import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -87,7 +84,6 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 
 from eoslab.curvature import flat_operator  # noqa: E402
 from eoslab.data import load_dataset  # noqa: E402
-from eoslab.jsonable import jsonable  # noqa: E402
 from eoslab.train import Trainer, config_from_dict, train  # noqa: E402
 
 
@@ -536,11 +532,9 @@ def evaluate_targets(cfg: Config, runs: dict, agree: dict, e2e: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="300 steps, one round (under a minute)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="cores for both frameworks (default 1; sched_setaffinity, and torch.set_num_threads)")
+    parser = benchmark_parser(__doc__.split("\n\n")[0], quick_help="300 steps, one round (under a minute)",
+                              threads_help="cores for both frameworks (default 1; sched_setaffinity, and "
+                                           "torch.set_num_threads)")
     parser.add_argument("--k", type=int, help="eigenvalues per sharpness solve on both sides (default 1)")
     parser.add_argument("--no-every-step", action="store_true", help="skip eoslab's every-step run")
     args = parser.parse_args(argv)
@@ -607,9 +601,7 @@ def main(argv=None) -> int:
             micro_timings_ms=micro,
             seconds=elapsed,
         )
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(jsonable(out, nonfinite="null"), indent=1))
-        print(f"wrote {args.json}")
+        write_json(args.json, out)
     return 0
 
 
