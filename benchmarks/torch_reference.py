@@ -49,7 +49,7 @@ from __future__ import annotations
 import os
 import sys
 
-from _common import benchmark_parser, code_version, limit_cores, threads_from_argv, write_json
+from _common import benchmark_parser, code_version, hvp_chain, limit_cores, threads_from_argv, write_json
 
 
 
@@ -82,7 +82,6 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
-from eoslab.curvature import flat_operator  # noqa: E402
 from eoslab.data import load_dataset  # noqa: E402
 from eoslab.train import Trainer, config_from_dict, train  # noqa: E402
 
@@ -358,13 +357,9 @@ def micro_timings(data, cfg: Config, trainer: Trainer, params: dict) -> dict:
     flat0, _ = ravel_pytree(params)
     w = jax.random.normal(jax.random.PRNGKey(0), flat0.shape, flat0.dtype)
 
-    def lin_hvps(p, w, m):
-        op = flat_operator(loss, p)
-        return jax.lax.fori_loop(0, m, lambda i, x: op.matvec(x) / 10.0, w)
-
     jg = jax.jit(jax.value_and_grad(prob.train_loss))
-    j1 = jax.jit(lambda p, w: lin_hvps(p, w, 1))
-    j11 = jax.jit(lambda p, w: lin_hvps(p, w, 11))
+    j1 = jax.jit(lambda p, w: hvp_chain(loss, p, w, 1))
+    j11 = jax.jit(lambda p, w: hvp_chain(loss, p, w, 11))
     fns = {
         "torch_gradient": torch_grad,
         "torch_hvp": lambda: ref.hvp(v),

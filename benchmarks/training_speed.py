@@ -46,7 +46,7 @@ from __future__ import annotations
 import os
 import sys
 
-from _common import benchmark_parser, code_version, limit_cores, threads_from_argv, write_json
+from _common import benchmark_parser, code_version, hvp_chain, limit_cores, threads_from_argv, write_json
 
 
 
@@ -68,7 +68,7 @@ import numpy as np  # noqa: E402
 
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
-from eoslab.curvature import flat_operator, top_eigenpairs, value_grad_hvp  # noqa: E402
+from eoslab.curvature import top_eigenpairs, value_grad_hvp  # noqa: E402
 from eoslab.train import Trainer, config_from_dict  # noqa: E402
 
 
@@ -393,15 +393,11 @@ def micro_timings(cfg: Config, modes: dict[str, Mode], n_steps: int = 10) -> dic
     flat0, unravel = ravel_pytree(params)
     v = jax.random.normal(jax.random.PRNGKey(0), flat0.shape, flat0.dtype)
 
-    def lin_hvps(p, v, m):
-        op = flat_operator(loss, p)
-        return jax.lax.fori_loop(0, m, lambda i, w: op.matvec(w) / 10.0, v)
-
     fns = {
         "gradient": (jax.jit(jax.value_and_grad(prob.train_loss)), (params,), 1),
         "linearisation": (jax.jit(lambda p: jax.linearize(jax.grad(loss), p)[0]), (params,), 1),
-        "lin_1hvp": (jax.jit(lambda p, v: lin_hvps(p, v, 1)), (params, v), 1),
-        "lin_11hvp": (jax.jit(lambda p, v: lin_hvps(p, v, 11)), (params, v), 1),
+        "lin_1hvp": (jax.jit(lambda p, v: hvp_chain(loss, p, v, 1)), (params, v), 1),
+        "lin_11hvp": (jax.jit(lambda p, v: hvp_chain(loss, p, v, 11)), (params, v), 1),
         "fused_grad_hvp": (jax.jit(lambda p, w: value_grad_hvp(loss, p, w)), (params, unravel(v)), 1),
     }
     for key in ("a", "c"):
