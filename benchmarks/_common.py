@@ -46,3 +46,51 @@ def code_version() -> str:
         return "unknown (not a git checkout)"
     changed = [line[3:] for line in dirty if line.strip()]
     return f"git {sha}" + (f" + uncommitted changes in {', '.join(changed)}" if changed else "")
+
+
+def benchmark_parser(description: str, quick_help: str | None = None, threads_help: str | None = None,
+                     threads_default: int = 1):
+    """The options the benchmarks share: ``--quick``, ``--json PATH`` and, with ``threads_help``, ``--threads N``.
+
+    ``--threads`` is read before JAX starts (:func:`threads_from_argv`); it is parsed here too so that
+    ``--help`` shows it and a bad value is reported.  Each script adds its own options.
+    """
+    import argparse
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
+    if threads_help is not None:
+        parser.add_argument("--threads", type=int, default=threads_default, help=threads_help)
+    return parser
+
+
+def machine_line(cores: list[int]) -> str:
+    """One line naming what ran: the eoslab checkout, the JAX version, the processor and the cores used."""
+    import platform
+
+    import jax
+    return (f"eoslab {code_version()} | jax {jax.__version__} | {platform.processor() or platform.machine()} "
+            f"| {len(cores)} core(s)")
+
+
+def write_json(path: Path, results: dict) -> None:
+    """Write ``results`` to ``path`` as JSON (non-finite numbers as null; folders made) and say so."""
+    import json
+
+    from eoslab.jsonable import jsonable
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(jsonable(results, nonfinite="null"), indent=1))
+    print(f"wrote {path}")
+
+
+def hvp_chain(loss_fn, params, v, m: int):
+    """``m`` Hessian-vector products in a chain, v <- H v / 10, on one linearisation of the gradient at ``params``.
+
+    The micro-timing of a linearisation plus m HVPs (1 and 11 give the cost of an HVP by difference); the
+    factor 1/10 keeps the chain bounded.  Call it under ``jax.jit``.
+    """
+    import jax
+
+    from eoslab.curvature import flat_operator
+    op = flat_operator(loss_fn, params)
+    return jax.lax.fori_loop(0, m, lambda i, x: op.matvec(x) / 10.0, v)

@@ -36,16 +36,14 @@ from __future__ import annotations
 import os
 import sys
 
-from _common import code_version, limit_cores, threads_from_argv
+from _common import benchmark_parser, code_version, limit_cores, machine_line, threads_from_argv
 
 THREADS = threads_from_argv(sys.argv[1:])
 CORES = limit_cores(THREADS)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
@@ -121,18 +119,14 @@ def tracking_scan(tracker: SharpnessTracker, loss_fn, with_precond: bool):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
+    ap = benchmark_parser(__doc__.split("\n")[0], threads_help="cores the process may use (default 1)")
     ap.add_argument("--eta", type=float, default=None)
-    ap.add_argument("--json", type=str, default=None)
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     cfg = Config.quick() if args.quick else Config()
     if args.eta:
         cfg = dataclasses.replace(cfg, eta=args.eta)
 
-    print(f"eoslab {code_version()} | jax {jax.__version__} | {platform.processor() or platform.machine()} "
-          f"| {len(CORES)} core(s)")
+    print(machine_line(CORES))
     print(f"Adam eta={cfg.eta}, fc-tanh [200, 200], digits, MSE, float32: {cfg.warmup} warm-up steps, "
           f"then {cfg.steps} tracked steps; tracker tol={cfg.tol}, max_hvps={cfg.max_hvps}")
     trainer = make_trainer(cfg)

@@ -64,20 +64,17 @@ before the clock starts (one untimed round at the first point).
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable
 
-from _common import code_version
+from _common import benchmark_parser, code_version, write_json
 
 import jax
 
@@ -94,7 +91,6 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh  # no
 from eoslab.curvature import SharpnessTracker, flat_operator, hvp, top_eigenpairs  # noqa: E402
 from eoslab.curvature.block_lanczos import block_lanczos  # noqa: E402
 from eoslab.data import load_dataset  # noqa: E402
-from eoslab.jsonable import jsonable  # noqa: E402
 from eoslab.losses import make_loss_fn  # noqa: E402
 from eoslab.models import make_model  # noqa: E402
 
@@ -785,10 +781,8 @@ def print_report(problem: Problem, cfg: Config, truths: list[dict], dense: list[
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help=f"{Config.quick().points} measurement points, 1 dense check, shorter power budget")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
+    parser = benchmark_parser(__doc__.split("\n\n")[0], quick_help=f"{Config.quick().points} measurement points, 1 "
+                              f"dense check, shorter power budget")
     parser.add_argument("--seed", type=int, default=0, help="seed of the init and start vectors (default 0)")
     parser.add_argument("--dense-points", type=int, default=None, metavar="N",
                         help="points with the dense float64 Hessian check (default 2, --quick 1; ~3 min each)")
@@ -854,9 +848,7 @@ def main(argv=None) -> int:
             hvp_timing=micro,
             seconds=elapsed,
         )
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(jsonable(out, nonfinite="null"), indent=1))
-        print(f"wrote {args.json}")
+        write_json(args.json, out)
     return 0
 
 

@@ -59,7 +59,7 @@ from __future__ import annotations
 import os
 import sys
 
-from _common import code_version, limit_cores, threads_from_argv
+from _common import code_version, limit_cores, machine_line, threads_from_argv
 
 THREADS = threads_from_argv(sys.argv[1:], default=0)
 CORES = limit_cores(THREADS) if THREADS > 0 else sorted(os.sched_getaffinity(0))  # before JAX starts
@@ -70,7 +70,6 @@ import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -489,8 +488,7 @@ def main(argv=None):
     over = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
             if getattr(args, f.name, None) is not None}
     cfg = dataclasses.replace(cfg, **over, ray=not args.no_ray)
-    print(f"eoslab {code_version()} | jax {jax.__version__} | {platform.processor() or platform.machine()} "
-          f"| {len(CORES)} core(s) | load average {os.getloadavg()[0]:.1f}")
+    print(f"{machine_line(CORES)} | load average {os.getloadavg()[0]:.1f}")
     print(f"digits, fc-relu {list(cfg.widths)} (no bias, kalra init), mse-mean, gd with minibatches of "
           f"{cfg.sgd_batch}, lr_units 1/lambda0, c = 2^x for {cfg.num_c} x in [{cfg.x_min:g}, {cfg.x_max:g}] "
           f"(c = {', '.join(f'{c:.3g}' for c in cfg.cs)}), {cfg.seeds} seeds, {cfg.steps} steps, eval_every 1, "

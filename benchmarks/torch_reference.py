@@ -49,7 +49,7 @@ from __future__ import annotations
 import os
 import sys
 
-from _common import code_version, limit_cores, threads_from_argv
+from _common import benchmark_parser, code_version, hvp_chain, limit_cores, threads_from_argv, write_json
 
 
 
@@ -58,15 +58,12 @@ THREADS = threads_from_argv(sys.argv[1:])
 CORES = limit_cores(THREADS)  # before JAX, PyTorch and BLAS start their threads
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the eoslab CLI: small LAPACK calls in the eigensolver
 
-import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -85,9 +82,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
-from eoslab.curvature import flat_operator  # noqa: E402
 from eoslab.data import load_dataset  # noqa: E402
-from eoslab.jsonable import jsonable  # noqa: E402
 from eoslab.train import Trainer, config_from_dict, train  # noqa: E402
 
 
@@ -364,13 +359,9 @@ def micro_timings(data, cfg: Config, trainer: Trainer, params: dict) -> dict:
     flat0, _ = ravel_pytree(params)
     w = jax.random.normal(jax.random.PRNGKey(0), flat0.shape, flat0.dtype)
 
-    def lin_hvps(p, w, m):
-        op = flat_operator(loss, p)
-        return jax.lax.fori_loop(0, m, lambda i, x: op.matvec(x) / 10.0, w)
-
     jg = jax.jit(jax.value_and_grad(prob.train_loss))
-    j1 = jax.jit(lambda p, w: lin_hvps(p, w, 1))
-    j11 = jax.jit(lambda p, w: lin_hvps(p, w, 11))
+    j1 = jax.jit(lambda p, w: hvp_chain(loss, p, w, 1))
+    j11 = jax.jit(lambda p, w: hvp_chain(loss, p, w, 11))
     fns = {
         "torch_gradient": torch_grad,
         "torch_hvp": lambda: ref.hvp(v),
@@ -538,11 +529,9 @@ def evaluate_targets(cfg: Config, runs: dict, agree: dict, e2e: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="300 steps, one round (under a minute)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="cores for both frameworks (default 1; sched_setaffinity, and torch.set_num_threads)")
+    parser = benchmark_parser(__doc__.split("\n\n")[0], quick_help="300 steps, one round (under a minute)",
+                              threads_help="cores for both frameworks (default 1; sched_setaffinity, and "
+                                           "torch.set_num_threads)")
     parser.add_argument("--k", type=int, help="eigenvalues per sharpness solve on both sides (default 1)")
     parser.add_argument("--no-every-step", action="store_true", help="skip eoslab's every-step run")
     args = parser.parse_args(argv)
@@ -609,9 +598,7 @@ def main(argv=None) -> int:
             micro_timings_ms=micro,
             seconds=elapsed,
         )
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(jsonable(out, nonfinite="null"), indent=1))
-        print(f"wrote {args.json}")
+        write_json(args.json, out)
     return 0
 
 

@@ -46,7 +46,7 @@ from __future__ import annotations
 import os
 import sys
 
-from _common import code_version, limit_cores, threads_from_argv
+from _common import benchmark_parser, code_version, hvp_chain, limit_cores, threads_from_argv, write_json
 
 
 
@@ -55,14 +55,11 @@ THREADS = threads_from_argv(sys.argv[1:])
 CORES = limit_cores(THREADS)  # before JAX, PyTorch and BLAS start their threads
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the eoslab CLI: small LAPACK calls in the eigensolver
 
-import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import jax  # noqa: E402
@@ -71,8 +68,7 @@ import numpy as np  # noqa: E402
 
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
-from eoslab.curvature import flat_operator, top_eigenpairs, value_grad_hvp  # noqa: E402
-from eoslab.jsonable import jsonable  # noqa: E402
+from eoslab.curvature import top_eigenpairs, value_grad_hvp  # noqa: E402
 from eoslab.train import Trainer, config_from_dict  # noqa: E402
 
 
@@ -152,14 +148,20 @@ def run_loop(trainer: Trainer, steps: int, *, carry=None, start: int = 0, keep_c
     every = trainer.cfg.train.eval_every
     params, carries, evals, chunks, chunk_seconds, eval_steps = {}, {}, [], [], [], []
     t0 = time.perf_counter()
+
+    def evaluate(carry, t):
+        """The evaluation at step t, as a run records it; keeps the parameters (and the carry if asked)."""
+        ev, carry = trainer.evaluate(carry)
+        evals.append(jax.device_get(ev))
+        params[t] = jax.device_get(carry.params)
+        eval_steps.append(t)
+        if t in keep_carries:
+            carries[t] = carry
+        return carry
+
     if carry is None:
         carry = trainer.init_carry()
-    ev, carry = trainer.evaluate(carry)
-    evals.append(jax.device_get(ev))
-    params[start] = jax.device_get(carry.params)
-    eval_steps.append(start)
-    if start in keep_carries:
-        carries[start] = carry
+    carry = evaluate(carry, start)
     t = start
     while t < steps and bool(jnp.any(carry.active)):
         c0 = time.perf_counter()
@@ -167,12 +169,7 @@ def run_loop(trainer: Trainer, steps: int, *, carry=None, start: int = 0, keep_c
         carry, outs = trainer.run_chunk(carry, t, length)
         chunks.append(jax.device_get(outs))
         t += length
-        ev, carry = trainer.evaluate(carry)
-        evals.append(jax.device_get(ev))
-        params[t] = jax.device_get(carry.params)
-        eval_steps.append(t)
-        if t in keep_carries:
-            carries[t] = carry
+        carry = evaluate(carry, t)
         chunk_seconds.append(time.perf_counter() - c0)
     seconds = time.perf_counter() - t0
     return LoopOutput(seconds, start, t - start, chunk_seconds, eval_steps, params, carries, evals, chunks)
@@ -397,15 +394,11 @@ def micro_timings(cfg: Config, modes: dict[str, Mode], n_steps: int = 10) -> dic
     flat0, unravel = ravel_pytree(params)
     v = jax.random.normal(jax.random.PRNGKey(0), flat0.shape, flat0.dtype)
 
-    def lin_hvps(p, v, m):
-        op = flat_operator(loss, p)
-        return jax.lax.fori_loop(0, m, lambda i, w: op.matvec(w) / 10.0, v)
-
     fns = {
         "gradient": (jax.jit(jax.value_and_grad(prob.train_loss)), (params,), 1),
         "linearisation": (jax.jit(lambda p: jax.linearize(jax.grad(loss), p)[0]), (params,), 1),
-        "lin_1hvp": (jax.jit(lambda p, v: lin_hvps(p, v, 1)), (params, v), 1),
-        "lin_11hvp": (jax.jit(lambda p, v: lin_hvps(p, v, 11)), (params, v), 1),
+        "lin_1hvp": (jax.jit(lambda p, v: hvp_chain(loss, p, v, 1)), (params, v), 1),
+        "lin_11hvp": (jax.jit(lambda p, v: hvp_chain(loss, p, v, 11)), (params, v), 1),
         "fused_grad_hvp": (jax.jit(lambda p, w: value_grad_hvp(loss, p, w)), (params, unravel(v)), 1),
     }
     for key in ("a", "c"):
@@ -561,11 +554,8 @@ def evaluate_targets(cfg: Config, modes: dict[str, Mode], acc: dict, micro: dict
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="500 steps, one round, shorter extras (about 2 min)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="cores the process may use (default 1; pinned with sched_setaffinity)")
+    parser = benchmark_parser(__doc__.split("\n\n")[0], quick_help="500 steps, one round, shorter extras (about 2 min)",
+                              threads_help="cores the process may use (default 1; pinned with sched_setaffinity)")
     parser.add_argument("--steps", type=int, help="GD steps of the main comparison (default 1500, quick 500)")
     args = parser.parse_args(argv)
     cfg = Config.quick() if args.quick else Config()
@@ -612,9 +602,7 @@ def main(argv=None) -> int:
                    for k, m in modes.items()},
             accuracy=acc, tracker_settings=var, ensemble=ens, micro_timings=micro, seconds=elapsed,
         )
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(jsonable(out, nonfinite="null"), indent=1))
-        print(f"wrote {args.json}")
+        write_json(args.json, out)
     return 0
 
 

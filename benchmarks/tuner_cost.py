@@ -43,16 +43,14 @@ from __future__ import annotations
 import os
 import sys
 
-from _common import code_version, limit_cores, threads_from_argv
+from _common import benchmark_parser, code_version, limit_cores, machine_line, threads_from_argv
 
 THREADS = threads_from_argv(sys.argv[1:])
 CORES = limit_cores(THREADS)  # before JAX starts its thread pool
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
@@ -201,17 +199,13 @@ def print_table(res: dict, cfg: Config) -> None:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
+    ap = benchmark_parser(__doc__.split("\n")[0], threads_help="cores the process may use (default 1)")
     ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--json", type=str, default=None)
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     cfg = Config.quick() if args.quick else Config()
     if args.batch_size:
         cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
-    print(f"eoslab {code_version()} | jax {jax.__version__} | {platform.processor() or platform.machine()} "
-          f"| {len(CORES)} core(s)")
+    print(machine_line(CORES))
     print("fc-tanh [200, 200], digits, MSE, float32; rules: " + "; ".join(
         f"{k} ({', '.join(f'{a}={b:g}' if isinstance(b, float) else f'{a}={b}' for a, b in v.items() if a != 'name')})"
         for k, v in RULES.items()))

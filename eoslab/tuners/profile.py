@@ -23,10 +23,13 @@ one ``jax.vmap``), then
   refined, when it is interior, by the parabola through it and its two
   neighbours (exact when l is a parabola; it stays between the neighbours).
 
+(Both are :mod:`eoslab.tuners.line_fit`'s, applied to every loss at once.)
+
 For a descent direction the interesting side is s > 0; the default grid is
 symmetric, s in [-s_max, s_max] with ``num`` (odd: s = 0 is a grid point)
-points, so the figure shows the line on both sides of the current point as in
-PAL's plots of loss lines.  A step of eta along d (SGD: d = -g) is the
+points, so the figure (:func:`eoslab.tuners.profile_plot.plot_line_profiles`)
+shows the line on both sides of the current point as in PAL's plots of loss
+lines.  A step of eta along d (SGD: d = -g) is the
 distance eta |d| = eta * ``direction_norm`` on this axis.
 
 Losses that are NaN or inf on part of the line (divergence far out on it) are
@@ -35,8 +38,7 @@ a result, not an error: they are left out of the fit and of the minimiser.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,22 +46,10 @@ import numpy as np
 
 from eoslab.curvature.operators import check_finite, check_same_structure, check_scalar_loss, is_concrete
 from eoslab.errors import InputError
+from eoslab.tuners.line_fit import ParabolaFit, check_fit_window, line_minimum_unchecked, parabola_fit_unchecked
 
 PyTree = Any
 DEFAULT_NAME = "loss"
-
-
-class ParabolaFit(NamedTuple):
-    """l(s) ~ a s^2 + b s + c (least squares) and its coefficient of determination."""
-    a: jax.Array
-    b: jax.Array
-    c: jax.Array
-    r2: jax.Array
-
-    @property
-    def argmin(self) -> jax.Array:
-        """Vertex -b / (2a) of the fitted parabola (PAL's step); NaN when a <= 0 (no minimum)."""
-        return jnp.where(self.a > 0, -self.b / (2 * jnp.where(self.a > 0, self.a, 1.0)), jnp.nan)
 
 
 class LineProfile(NamedTuple):
@@ -87,135 +77,6 @@ class LineProfile(NamedTuple):
         """name -> R^2 of the parabolic fit (1: exactly parabolic along the grid)."""
         return {k: f.r2 for k, f in self.fit.items()}
 
-
-# --------------------------------------------------------------------------
-# Fitting and minimising on a grid (vectorised over leading axes)
-# --------------------------------------------------------------------------
-
-
-def parabola_fit(steps: jax.Array, losses: jax.Array, window=None) -> ParabolaFit:
-    """Ordinary least squares l ~ a s^2 + b s + c over the points with |s| <= window.
-
-    ``losses`` has shape (..., n) and ``steps`` broadcasts against it; the fit is
-    vectorised over the leading axes.  Points whose loss is NaN or inf are left
-    out.  The 3x3 normal equations are solved in the variable t = (s - m) / h
-    that maps the fitted points onto [-1, 1] (well conditioned on any grid) and
-    mapped back.  R^2 = 1 - SS_res / SS_tot over the fitted points; a constant
-    line (SS_tot = 0) is an exact, degenerate parabola and gets R^2 = 1.  With
-    fewer than 3 usable (finite, in-window) points the result is NaN.
-    """
-    steps, losses = jnp.asarray(steps), jnp.asarray(losses)
-    if losses.ndim < 1 or losses.shape[-1] < 3:
-        raise InputError(f"losses has shape {losses.shape} but a parabola needs at least 3 points along "
-                         f"the last axis; measure the line on a longer grid.")
-    try:
-        shape = jnp.broadcast_shapes(steps.shape, losses.shape)
-    except ValueError:
-        shape = None
-    if shape is None or steps.ndim < 1 or steps.shape[-1] != losses.shape[-1]:
-        raise InputError(f"steps of shape {steps.shape} do not match losses of shape {losses.shape}; "
-                         f"give one step size per loss along the last axis.")
-    if window is not None:
-        _check_window(window, steps)
-    dtype = jnp.result_type(steps, losses, jnp.float32)
-    s = jnp.broadcast_to(steps, shape).astype(dtype)
-    l = jnp.broadcast_to(losses, shape).astype(dtype)
-    return _parabola_fit_jit(s, l, window)
-
-
-def _parabola_fit(s, l, window) -> ParabolaFit:
-    mask = jnp.isfinite(l)
-    if window is not None:
-        mask = mask & (jnp.abs(s) <= window)
-    w = mask.astype(s.dtype)
-    lo = jnp.min(jnp.where(mask, s, jnp.inf), axis=-1, keepdims=True)
-    hi = jnp.max(jnp.where(mask, s, -jnp.inf), axis=-1, keepdims=True)
-    m, h = 0.5 * (lo + hi), 0.5 * (hi - lo)
-    t = jnp.where(mask, (s - m) / h, 0.0)
-    mean = jnp.sum(jnp.where(mask, l, 0.0), axis=-1, keepdims=True) / jnp.sum(w, axis=-1, keepdims=True)
-    y = jnp.where(mask, l - mean, 0.0)  # centred: the fit and R^2 do not lose digits to a large offset
-    t2 = t * t
-    # one reduction for all sums: moments sum_i t_i^k (k = 0..4), sum_i y_i t_i^k (k = 0..2), sum_i y_i^2
-    sums = jnp.sum(jnp.stack([w, t, t2, t2 * t, t2 * t2, y * t2, y * t, y, y * y], axis=-1), axis=-2)
-    mom, rhs, ss_tot = [sums[..., k] for k in range(5)], [sums[..., k] for k in (5, 6, 7)], sums[..., 8]
-    # normal equations for the basis (t^2, t, 1): a Hankel matrix of the moments
-    rows = [(mom[4], mom[3], mom[2]), (mom[3], mom[2], mom[1]), (mom[2], mom[1], mom[0])]
-    big_a, big_b, big_c = _solve3(rows, rhs)
-    resid = y - (big_a[..., None] * t2 + big_b[..., None] * t + big_c[..., None])
-    ss_res = jnp.sum(jnp.where(mask, resid, 0.0) ** 2, axis=-1)
-    r2 = jnp.where(ss_tot > 0, 1.0 - ss_res / jnp.where(ss_tot > 0, ss_tot, 1.0), 1.0)
-    m, h, big_c = m[..., 0], h[..., 0], big_c + mean[..., 0]
-    a = big_a / h**2
-    b = big_b / h - 2.0 * big_a * m / h**2
-    c = big_a * m**2 / h**2 - big_b * m / h + big_c
-    return ParabolaFit(a, b, c, r2)
-
-
-def _det3(rows):
-    (a, b, c), (d, e, f), (g, h, i) = rows
-    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
-
-
-def _solve3(rows, rhs):
-    """Solve a 3x3 system (given by rows of arrays) by Cramer's rule: few ops, quick to compile.
-
-    Accurate here because the matrix is the Gram matrix of (t^2, t, 1) on [-1, 1]
-    (condition number of order 10 for any grid spread over the interval).
-    """
-    full = _det3(rows)
-    return tuple(_det3([tuple(rhs[r] if k == j else rows[r][k] for k in range(3)) for r in range(3)]) / full
-                 for j in range(3))
-
-
-def line_minimum(steps: jax.Array, losses: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Exact line-search minimiser on a grid: (argmin, min_loss), vectorised over leading axes.
-
-    The grid point s_i of least loss; when it is interior (and its neighbours
-    are finite), the parabola through (s_{i-1}, l_{i-1}), (s_i, l_i),
-    (s_{i+1}, l_{i+1}) refines it: with h1 = s_i - s_{i-1}, h2 = s_{i+1} - s_i,
-    d1 = l_{i-1} - l_i > 0, d2 = l_{i+1} - l_i >= 0,
-
-        l(s_i + x) = l_i + B x + A x^2,  A = (h1 d2 + h2 d1) / (h1 h2 (h1 + h2)),
-                                         B = (h1^2 d2 - h2^2 d1) / (h1 h2 (h1 + h2)),
-
-    and the minimiser is s_i - B / (2A) in [s_{i-1}, s_{i+1}] with loss
-    l_i - B^2 / (4A) <= l_i.  Exact when the line loss is a parabola (any grid).
-    A minimum at either end of the grid is not refined: widen the grid.
-    NaN/inf losses are skipped; with no finite loss, argmin is NaN and min_loss inf.
-    """
-    steps, losses = jnp.asarray(steps), jnp.asarray(losses)
-    if losses.ndim < 1 or losses.shape[-1] < 3 or steps.shape[-1:] != losses.shape[-1:]:
-        raise InputError(f"steps of shape {steps.shape} and losses of shape {losses.shape} must share a "
-                         f"last axis of at least 3 points; give one step size per loss.")
-    dtype = jnp.result_type(steps, losses, jnp.float32)
-    shape = jnp.broadcast_shapes(steps.shape, losses.shape)
-    return _line_minimum_jit(jnp.broadcast_to(steps, shape).astype(dtype),
-                             jnp.broadcast_to(losses, shape).astype(dtype))
-
-
-def _line_minimum(s, l):
-    # the refined minimiser and its loss around every interior point, then pick the one at argmin
-    l = jnp.where(jnp.isfinite(l), l, jnp.inf)
-    s0, s1, s2 = s[..., :-2], s[..., 1:-1], s[..., 2:]
-    l0, l1, l2 = l[..., :-2], l[..., 1:-1], l[..., 2:]
-    h1, h2, d1, d2 = s1 - s0, s2 - s1, l0 - l1, l2 - l1
-    den = h1 * h2 * (h1 + h2)
-    curv = (h1 * d2 + h2 * d1) / den
-    slope = (h1**2 * d2 - h2**2 * d1) / den
-    refine = jnp.isfinite(l0) & jnp.isfinite(l1) & jnp.isfinite(l2) & (curv > 0)
-    safe_curv, safe_slope = jnp.where(refine, curv, 1.0), jnp.where(refine, slope, 0.0)
-    inner_s = jnp.where(refine, s1 - safe_slope / (2 * safe_curv), s1)
-    inner_l = jnp.where(refine, l1 - safe_slope**2 / (4 * safe_curv), l1)
-    cand_s = jnp.concatenate([s[..., :1], inner_s, s[..., -1:]], axis=-1)
-    cand_l = jnp.concatenate([l[..., :1], inner_l, l[..., -1:]], axis=-1)
-    pick = jnp.arange(l.shape[-1]) == jnp.argmin(l, axis=-1)[..., None]
-    argmin = jnp.sum(jnp.where(pick, cand_s, 0.0), axis=-1)
-    min_loss = jnp.sum(jnp.where(pick, cand_l, 0.0), axis=-1)
-    return jnp.where(jnp.isfinite(min_loss), argmin, jnp.nan), min_loss
-
-
-_parabola_fit_jit = jax.jit(_parabola_fit)
-_line_minimum_jit = jax.jit(_line_minimum)
 
 
 # --------------------------------------------------------------------------
@@ -259,7 +120,7 @@ def line_profile(loss_fns: Mapping[str, Callable] | Callable, params: PyTree, di
         steps = default_steps(int(num), s_max, _float_dtype(params))
     steps = _check_inputs(named, params, direction, steps, batch_size)
     if fit_window is not None:
-        _check_window(fit_window, steps)
+        check_fit_window(fit_window, steps)
     losses, norm, unit = _line_losses(named, params, direction, steps, normalise, batch_size)
     window = jnp.asarray(jnp.inf if fit_window is None else fit_window, steps.dtype)
     return _summarise(steps, losses, window, norm, unit)
@@ -288,11 +149,12 @@ def _summarise(steps, losses, window, norm, unit) -> LineProfile:
     names = list(losses)
     stacked = jnp.stack([losses[k] for k in names])
     s = steps.astype(stacked.dtype)
-    fit = _parabola_fit(s, stacked, window)
-    argmin, min_loss = _line_minimum(jnp.broadcast_to(s, stacked.shape), stacked)
+    fit = parabola_fit_unchecked(s, stacked, window)
+    argmin, min_loss = line_minimum_unchecked(jnp.broadcast_to(s, stacked.shape), stacked)
     fits = {k: ParabolaFit(*(x[i] for x in fit)) for i, k in enumerate(names)}
     return LineProfile(steps, losses, fits, {k: argmin[i] for i, k in enumerate(names)},
                        {k: min_loss[i] for i, k in enumerate(names)}, window, norm, unit)
+
 
 
 # --------------------------------------------------------------------------
@@ -347,19 +209,6 @@ def _check_steps(steps) -> jax.Array:
     return steps
 
 
-def _check_window(window, steps) -> None:
-    if not (is_concrete(window) and is_concrete(steps)):
-        return
-    w = np.asarray(window)
-    if w.ndim != 0 or not (w > 0):
-        raise InputError(f"fit_window={window} must be a positive scalar distance; pass e.g. fit_window=0.5.")
-    inside = np.abs(np.asarray(steps)) <= w
-    fewest = int(np.min(np.sum(inside, axis=-1))) if inside.ndim else int(inside)
-    if fewest < 3:
-        raise InputError(f"fit_window={float(w):g} holds only {fewest} grid point(s) but a parabola needs at "
-                         f"least 3; widen the window or refine the grid.")
-
-
 def _check_inputs(named, params, direction, steps, batch_size) -> jax.Array:
     steps = _check_steps(steps)
     check_same_structure(params, direction, "direction")
@@ -383,7 +232,7 @@ def _check_inputs(named, params, direction, steps, batch_size) -> jax.Array:
 
 
 # --------------------------------------------------------------------------
-# Figure
+# Vmapped profiles
 # --------------------------------------------------------------------------
 
 
@@ -395,73 +244,3 @@ def unstack_profiles(profile: LineProfile) -> list[LineProfile]:
         raise InputError(f"profile steps have shape {profile.steps.shape}; pass single profiles or one "
                          f"vmapped over a single batch axis.")
     return [jax.tree_util.tree_map(lambda x, k=k: x[k], profile) for k in range(profile.steps.shape[0])]
-
-
-def plot_line_profiles(profiles: LineProfile | Sequence[LineProfile], *, taken: Sequence[float | None] | None = None,
-                       labels: Sequence[str] | None = None, names: Sequence[str] | None = None,
-                       ax=None, path: str | Path | None = None, num_points: int = 200):
-    """Loss against step size for several profiles (e.g. at several training steps); returns the Figure.
-
-    One panel per loss name (``names``, default all); per profile, one colour:
-    the measured line (solid, 1 - R^2 in the legend), the fitted parabola over its
-    fit window (dashed), a marker at the exact line minimiser, and a dotted
-    vertical line at the step actually taken (``taken[k]``, in the units of
-    ``steps``; ``None`` to skip).  ``profiles`` may be a vmapped profile.
-    ``ax``: an axes, or one per name, to draw into.  ``path``: also write the
-    figure there (PNG unless the suffix names another format).
-    """
-    profs = []
-    for p in ([profiles] if isinstance(profiles, LineProfile) else list(profiles)):
-        profs.extend(unstack_profiles(p))
-    if not profs:
-        raise InputError("profiles is empty; pass at least one LineProfile.")
-    names = list(profs[0].names if names is None else names)
-    for k, p in enumerate(profs):
-        missing = [n for n in names if n not in p.losses]
-        if missing:
-            raise InputError(f"profile {k} has no loss named {missing[0]!r} (it has {list(p.names)}); "
-                             f"pass names= present in every profile.")
-    taken = [None] * len(profs) if taken is None else list(taken)
-    labels = [f"profile {k}" for k in range(len(profs))] if labels is None else list(labels)
-    if len(taken) != len(profs) or len(labels) != len(profs):
-        raise InputError(f"got {len(profs)} profiles, {len(taken)} taken steps and {len(labels)} labels; "
-                         f"give one taken step (or None) and one label per profile.")
-
-    if ax is None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(5.0 * len(names), 3.8), layout="constrained")
-        FigureCanvasAgg(fig)
-        axes = list(np.atleast_1d(fig.subplots(1, len(names), squeeze=False)[0]))
-    else:
-        axes = list(np.ravel(np.asarray(ax, dtype=object)))
-        if len(axes) != len(names):
-            raise InputError(f"got {len(axes)} axes for {len(names)} loss names; pass one axes per name "
-                             f"(or names= to choose which to plot).")
-        fig = axes[0].figure
-
-    normalised = all(float(p.unit_length) == 1.0 for p in profs)
-    for axis, name in zip(axes, names):
-        for k, (p, label) in enumerate(zip(profs, labels)):
-            colour = f"C{k % 10}"
-            s, l = np.asarray(p.steps), np.asarray(p.losses[name])
-            fit = p.fit[name]
-            axis.plot(s, l, "-", color=colour, lw=1.2, label=f"{label} (1-R²={1.0 - float(fit.r2):.1e})")
-            w = float(p.fit_window)
-            lo, hi = max(float(s[0]), -w), min(float(s[-1]), w)
-            grid = np.linspace(lo, hi, num_points)
-            axis.plot(grid, float(fit.a) * grid**2 + float(fit.b) * grid + float(fit.c), "--", color=colour, lw=1.0)
-            axis.plot([float(p.argmin[name])], [float(p.min_loss[name])], "o", color=colour, ms=5)
-            if taken[k] is not None:
-                axis.axvline(float(taken[k]), color=colour, ls=":", lw=1.0)
-        axis.set_xlabel("step s (distance along d/|d|)" if normalised else "step s (multiples of d)")
-        axis.set_ylabel(f"{name} loss")
-        axis.set_title(f"{name} loss along the line (dashed: parabola fit, o: line minimum, "
-                       f"dotted: step taken)", fontsize=8)
-        axis.legend(fontsize=7)
-    if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=130)
-    return fig

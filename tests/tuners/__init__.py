@@ -7,6 +7,7 @@ matrix for closed-form answers.
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.flatten_util import ravel_pytree
 
 SHAPES = {"w": (3,), "v": (2, 2)}
@@ -80,3 +81,22 @@ def tuner_step(tuner, state, f, params, direction=None, **extra):
     u = neg(grad) if direction is None else direction
     updates, state = tuner.update(u, state, params, value=value, grad=grad, value_fn=f, **extra)
     return updates, state, value, grad
+
+
+def side_by_side(f, ours, theirs, params, steps, record):
+    """``steps`` steps of two optax transforms on ``f`` from the same ``params``, in one ``lax.scan``.
+
+    Each transform gets ``value``, ``grad`` and ``value_fn`` as optax's own line searches do;
+    ``record(p_o, s_o, p_t, s_t, v_o)`` (params and states after the step, ``v_o`` the value of ours
+    before it) is what the scan stacks over the steps.
+    """
+    def one(carry, _):
+        p_o, s_o, p_t, s_t = carry
+        v_o, g_o = jax.value_and_grad(f)(p_o)
+        v_t, g_t = jax.value_and_grad(f)(p_t)
+        u_o, s_o = ours.update(g_o, s_o, p_o, value=v_o, grad=g_o, value_fn=f)
+        u_t, s_t = theirs.update(g_t, s_t, p_t, value=v_t, grad=g_t, value_fn=f)
+        p_o, p_t = optax.apply_updates(p_o, u_o), optax.apply_updates(p_t, u_t)
+        return (p_o, s_o, p_t, s_t), record(p_o, s_o, p_t, s_t, v_o)
+
+    return jax.lax.scan(one, (params, ours.init(params), params, theirs.init(params)), None, length=steps)[1]

@@ -10,7 +10,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from eoslab.tuners import armijo
-from tests.tuners import apply, flat, neg, quadratic, spd, tuner_step, unflatten
+from tests.tuners import apply, flat, neg, quadratic, side_by_side, spd, tuner_step, unflatten
 
 NB = 12  # max_backtracks in the property test
 
@@ -238,18 +238,8 @@ def _optax_pair(init, steps=8):
         theirs = optax.chain(optax.sgd(1.0), optax.scale_by_backtracking_linesearch(
             max_backtracking_steps=nb, slope_rtol=c, decrease_factor=df, increase_factor=inc,
             max_learning_rate=max_step))
-
-        def one(carry, _):
-            p_o, s_o, p_t, s_t = carry
-            v_o, g_o = jax.value_and_grad(f)(p_o)
-            v_t, g_t = jax.value_and_grad(f)(p_t)
-            u_o, s_o = ours.update(g_o, s_o, p_o, value=v_o, grad=g_o, value_fn=f)
-            u_t, s_t = theirs.update(g_t, s_t, p_t, value=v_t, grad=g_t, value_fn=f)
-            p_o, p_t = optax.apply_updates(p_o, u_o), optax.apply_updates(p_t, u_t)
-            out = (flat(p_o), flat(p_t), s_o[1].info, s_t[1].learning_rate, s_t[1].info.num_linesearch_steps)
-            return (p_o, s_o, p_t, s_t), out
-
-        return jax.lax.scan(one, (params, ours.init(params), params, theirs.init(params)), None, length=steps)[1]
+        return side_by_side(f, ours, theirs, params, steps, lambda p_o, s_o, p_t, s_t, v_o: (
+            flat(p_o), flat(p_t), s_o[1].info, s_t[1].learning_rate, s_t[1].info.num_linesearch_steps))
 
     return jax.jit(run)
 

@@ -8,7 +8,7 @@ import optax
 import pytest
 
 from eoslab.tuners import polyak
-from tests.tuners import flat, mlp, neg, quadratic, unflatten
+from tests.tuners import flat, mlp, neg, quadratic, side_by_side, unflatten
 
 
 def _update(tuner, value, grad, direction=None):
@@ -99,17 +99,8 @@ def _pair(variant):
                                                      variant=variant))
         theirs = optax.polyak_sgd(max_learning_rate=max_step, scaling=1.0, f_min=f_min, eps=eps,
                                   variant={"max": "sps", "plus": "sps+"}[variant])
-
-        def one(carry, _):
-            p_o, s_o, p_t, s_t = carry
-            v_o, g_o = jax.value_and_grad(f)(p_o)
-            v_t, g_t = jax.value_and_grad(f)(p_t)
-            u_o, s_o = ours.update(g_o, s_o, p_o, value=v_o, grad=g_o, value_fn=f)
-            u_t, s_t = theirs.update(g_t, s_t, p_t, value=v_t, grad=g_t, value_fn=f)
-            p_o, p_t = optax.apply_updates(p_o, u_o), optax.apply_updates(p_t, u_t)
-            return (p_o, s_o, p_t, s_t), (flat(p_o), flat(p_t), s_o[1].info.step_size, v_o)
-
-        return jax.lax.scan(one, (params, ours.init(params), params, theirs.init(params)), None, length=10)[1]
+        return side_by_side(f, ours, theirs, params, 10, lambda p_o, s_o, p_t, s_t, v_o: (
+            flat(p_o), flat(p_t), s_o[1].info.step_size, v_o))
 
     return jax.jit(run)
 

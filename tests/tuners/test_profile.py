@@ -18,8 +18,9 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from eoslab.errors import InputError
-from eoslab.tuners.profile import (LineProfile, default_steps, line_losses, line_minimum, line_profile,
-                                   parabola_fit, plot_line_profiles, unstack_profiles)
+from eoslab.tuners.line_fit import line_minimum, parabola_fit
+from eoslab.tuners.profile import LineProfile, default_steps, line_losses, line_profile, unstack_profiles
+from eoslab.tuners.profile_plot import plot_line_profiles
 
 N = 21  # grid size shared by the tests
 
