@@ -56,7 +56,8 @@ import optax
 
 from eoslab import thresholds
 from eoslab.errors import ConfigError
-from eoslab.rules.base import FreezeStep, PyTree, Rule, check_decay, check_nonnegative, find_state, positive
+from eoslab.rules.base import (FreezeStep, PyTree, Rule, check_decay, check_nonnegative, find_state,
+                               frozen_second_moment, positive)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,8 +176,7 @@ def scale_by_frozen_adam(b1: float, b2: float, eps: float, freeze_step: int) -> 
         del params
         count = state.count + 1
         mu = jax.tree_util.tree_map(lambda g, m: b1 * m + (1 - b1) * g, updates, state.mu)
-        live = count <= freeze_step
-        nu = jax.tree_util.tree_map(lambda g, n: jnp.where(live, b2 * n + (1 - b2) * g * g, n), updates, state.nu)
+        nu = frozen_second_moment(b2, count <= freeze_step, updates, state.nu)
         s = jnp.minimum(count, freeze_step)
         c1, c2 = 1 - b1 ** count, 1 - b2 ** s
         out = jax.tree_util.tree_map(

@@ -31,6 +31,7 @@ import dataclasses
 import math
 from typing import Any, ClassVar
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -146,6 +147,11 @@ def find_state(opt_state, kind: type | tuple[type, ...]):
 def positive(x):
     """Guard P against exact zeros (eps = 0 before the first gradient)."""
     return jnp.maximum(x, jnp.finfo(jnp.result_type(x)).tiny)
+
+
+def frozen_second_moment(decay: float, live, grads, nu):
+    """The EMA nu <- decay nu + (1 - decay) g^2 while ``live`` (the first ``freeze_step`` updates), else nu."""
+    return jax.tree_util.tree_map(lambda g, n: jnp.where(live, decay * n + (1 - decay) * g * g, n), grads, nu)
 
 
 def check_decay(key: str, value: float) -> None:

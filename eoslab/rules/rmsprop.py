@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import optax
 
 from eoslab import thresholds
-from eoslab.rules.base import FreezeStep, PyTree, Rule, check_decay, check_nonnegative, find_state, positive
+from eoslab.rules.base import (FreezeStep, PyTree, Rule, check_decay, check_nonnegative, find_state,
+                               frozen_second_moment, positive)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,9 +96,7 @@ def scale_by_frozen_rms(decay: float, eps: float, freeze_step: int) -> optax.Gra
     def update(updates, state, params=None):
         del params
         count = state.count + 1
-        live = count <= freeze_step
-        nu = jax.tree_util.tree_map(lambda g, n: jnp.where(live, decay * n + (1 - decay) * g * g, n),
-                                    updates, state.nu)
+        nu = frozen_second_moment(decay, count <= freeze_step, updates, state.nu)
         out = jax.tree_util.tree_map(lambda g, n: g / (jnp.sqrt(n) + eps), updates, nu)
         return out, FrozenRmsState(count, nu)
 
