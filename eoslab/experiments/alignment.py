@@ -5,7 +5,7 @@ from different initialisations, written in suitable coordinates ``(p, q)``,
 align on one *bifurcation diagram* that does not depend on the
 initialisation; proven for a two-layer linear network and a single-neuron
 nonlinear network, each trained on one data point.  This module runs
-ensembles of such trajectories (one ``vmap`` inside one ``lax.scan``), measures
+ensembles of such trajectories (one ``vmap`` over members of a ``lax.scan`` over steps), measures
 their distance to the curve and writes the claims table.
 
 Derivation
@@ -152,6 +152,7 @@ from eoslab.errors import ConfigError
 from eoslab.experiments import statistics as st
 from eoslab.experiments.base import store_in
 from eoslab.experiments.claims import Claim, quick_title, write_claims
+from eoslab.train.ensemble import keep_where, scan_members
 from eoslab.models.toy import (
     LogCoshProduct,
     SingleNeuron,
@@ -540,48 +541,42 @@ def _measure(model, theta, eta):
     return model.loss(theta), model.sharpness(theta), p, q
 
 
-def _gd_step(model, eta, limit, theta, alive, div_step, t):
-    """Measure, detect divergence, update (one trajectory)."""
+def _gd_step(model, eta, limit, carry, t):
+    """Measure, detect divergence, update: one step of one trajectory ``carry = (theta, alive, div_step)``.
+
+    A trajectory whose loss is non-finite or above ``limit`` is frozen (:func:`keep_where`) from that
+    step on, its records NaN and its divergence step recorded.
+    """
+    theta, alive, div_step = carry
     loss, sharp, p, q = _measure(model, theta, eta)
     bad = ~jnp.isfinite(loss) | (loss > limit) | ~jnp.all(jnp.isfinite(theta))
     div_step = jnp.where(alive & bad, t, div_step)
     alive = alive & ~bad
-    theta_new = jnp.where(alive, theta - eta * model.grad(theta), theta)
+    theta_new = keep_where(alive, theta - eta * model.grad(theta), theta)
     nan = jnp.float64(jnp.nan)
-    rec = tuple(jnp.where(alive, v, nan) for v in (loss, sharp, p, q))
-    return theta_new, alive, div_step, rec
+    rec = keep_where(alive, (loss, sharp, p, q), (nan,) * 4)
+    return (theta_new, alive, div_step), rec
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
 def _simulate_ensemble(model, theta0, eta, steps, limit):
-    one = functools.partial(_gd_step, model, eta, limit)
-    stepper = jax.vmap(one, in_axes=(0, 0, 0, None))
-
-    def body(carry, t):
-        theta, alive, div = carry
-        theta, alive, div, rec = stepper(theta, alive, div, t)
-        return (theta, alive, div), rec
-
+    """Records ``[members, steps + 1]`` (the last measured after the final step), divergence steps, final theta."""
+    step = functools.partial(_gd_step, model, eta, limit)
     n = theta0.shape[0]
     carry = (theta0, jnp.ones((n,), bool), jnp.full((n,), -1, jnp.int32))
-    (theta, alive, div), recs = jax.lax.scan(body, carry, jnp.arange(steps, dtype=jnp.int32))
-    _, _, div, last = stepper(theta, alive, div, jnp.int32(steps))
-    recs = tuple(jnp.concatenate([r, l[None]], axis=0) for r, l in zip(recs, last))
+    carry, recs = scan_members(step, carry, jnp.arange(steps, dtype=jnp.int32))
+    (theta, _, div), last = jax.vmap(step, in_axes=(0, None))(carry, jnp.int32(steps))
+    recs = tuple(jnp.concatenate([r, l[:, None]], axis=1) for r, l in zip(recs, last))
     return recs, div, theta
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
 def _simulate_single(model, theta0, eta, steps, limit):
-    one = functools.partial(_gd_step, model, eta, limit)
-
-    def body(carry, t):
-        theta, alive, div = carry
-        theta, alive, div, rec = one(theta, alive, div, t)
-        return (theta, alive, div), rec
-
+    """One trajectory (a plain ``lax.scan``, the reference for the ensemble): records ``[steps + 1]``."""
+    step = functools.partial(_gd_step, model, eta, limit)
     carry = (theta0, jnp.array(True), jnp.array(-1, jnp.int32))
-    (theta, alive, div), recs = jax.lax.scan(body, carry, jnp.arange(steps, dtype=jnp.int32))
-    _, _, div, last = one(theta, alive, div, jnp.int32(steps))
+    carry, recs = jax.lax.scan(step, carry, jnp.arange(steps, dtype=jnp.int32))
+    (theta, _, div), last = step(carry, jnp.int32(steps))
     recs = tuple(jnp.concatenate([r, l[None]], axis=0) for r, l in zip(recs, last))
     return recs, div, theta
 
@@ -606,7 +601,7 @@ def _check_run_inputs(model, theta0, eta, steps, limit):
 
 
 def run_ensemble(model, theta0, eta, steps: int, *, divergence_limit: float = 1e8) -> Ensemble:
-    """GD from every row of ``theta0`` ``[n, dim]`` at once: one ``vmap`` inside one ``lax.scan``.
+    """GD from every row of ``theta0`` ``[n, dim]`` at once (:func:`eoslab.train.ensemble.scan_members`).
 
     Records loss, sharpness (closed form), ``p`` and ``q`` at steps
     ``0..steps``.  Divergence is recorded, never raised.
@@ -615,7 +610,7 @@ def run_ensemble(model, theta0, eta, steps: int, *, divergence_limit: float = 1e
     if theta0.ndim != 2:
         raise ConfigError(f"theta0 must be [n, {model.dim}] for an ensemble, got shape {list(theta0.shape)}.")
     recs, div, theta = _simulate_ensemble(model, theta0, jnp.float64(eta), steps, jnp.float64(limit))
-    loss, sharp, p, q = (np.asarray(r) for r in recs)
+    loss, sharp, p, q = (np.ascontiguousarray(np.asarray(r).T) for r in recs)  # [steps + 1, n]
     return Ensemble(eta, loss, sharp, p, q, np.asarray(div), np.asarray(theta))
 
 

@@ -208,25 +208,27 @@ class Critical:
 
 def uv_phase_diagram(*, width: int = UV_WIDTH, steps: int = UV_STEPS, seeds: int = UV_SEEDS,
                      cs: np.ndarray | None = None, y: float = 0.0) -> dict:
-    """GD on the uv model for every (c, initialisation) in one vmap; per-seed c_loss, c_sharp, c_max."""
+    """GD on the uv model for every (c, initialisation) as one ensemble (:func:`~eoslab.train.ensemble.scan_members`);
+    per-seed c_loss, c_sharp, c_max."""
     import jax
     import jax.numpy as jnp
 
     from eoslab.models.toy import UVModel, require_x64
+    from eoslab.train.ensemble import scan_members
     require_x64()
     model = UVModel(width=width, x=1.0, y=y)
     cs = 2.0 ** np.arange(0.5, 2.5 + 1e-9, 0.01) if cs is None else np.asarray(cs, float)
     theta0 = model.init(jax.random.PRNGKey(0), seeds)
     lam0 = jax.vmap(model.sharpness)(theta0)
 
-    def run(theta, eta):
-        def step(th, _):
-            return th - eta * model.grad(th), (model.loss(th), model.sharpness(th))
-        _, (losses, sharp) = jax.lax.scan(step, theta, None, length=steps)
-        return losses, sharp
+    def step(member, t):  # one (c, initialisation): GD with its own step size
+        theta, eta = member
+        return (theta - eta * model.grad(theta), eta), (model.loss(theta), model.sharpness(theta))
 
-    grid = jnp.asarray(cs)[:, None] / lam0[None, :]
-    losses, sharp = jax.jit(jax.vmap(jax.vmap(run)))(jnp.broadcast_to(theta0, (len(cs), *theta0.shape)), grid)
+    grid = jnp.asarray(cs)[:, None] / lam0[None, :]  # [c, seed]
+    members = (jnp.broadcast_to(theta0, (len(cs), *theta0.shape)).reshape(-1, theta0.shape[-1]), grid.reshape(-1))
+    run = jax.jit(lambda m: scan_members(step, m, jnp.arange(steps))[1])
+    losses, sharp = (r.reshape(len(cs), seeds, steps) for r in run(members))
     losses, sharp = np.asarray(losses), np.asarray(sharp)
     diverged = ~np.isfinite(losses[:, :, -1]) | (losses[:, :, -1] > 1e6)
     per_seed = []
