@@ -11,7 +11,8 @@ import pytest
 
 from eoslab.errors import ConfigError
 from eoslab.experiments import alignment as al
-from eoslab.models.toy import LogCoshProduct, ScalarLoss, SingleNeuron, TwoLayerLinear, UVModel
+from eoslab.losses import ScalarLoss
+from eoslab.models.toy import LogCoshProduct, SingleNeuron, TwoLayerLinear, UVModel
 from eoslab.store import RunStore
 
 EPS = np.finfo(np.float64).eps
