@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from eoslab.errors import ConfigError
+from eoslab.losses import ScalarLoss
 from eoslab.models.base import as_key
 
 
@@ -50,6 +51,14 @@ def check_finite(name: str, value) -> float:
     if not math.isfinite(v):
         raise ConfigError(f"{name} = {v} must be finite.")
     return v
+
+
+def check_input(model: str, x) -> float:
+    """The scalar input ``x`` of a model as a finite, nonzero float, else :class:`ConfigError`."""
+    x = check_finite("x", x)
+    if x == 0.0:
+        raise ConfigError(f"the {model} input x must be nonzero (x = 0 makes f constant).")
+    return x
 
 
 def check_count(name: str, n) -> int:
@@ -117,6 +126,16 @@ class ScalarToy:
         return jax.ShapeDtypeStruct((self.dim,), jnp.float64)
 
     # -- objective ----------------------------------------------------------
+    @property
+    def target(self) -> float:
+        """The target ``y`` of the one data point."""
+        return self.y
+
+    @property
+    def loss_fn(self) -> ScalarLoss:
+        """The scalar loss ``l`` (the ``loss_type`` field, resolved by :func:`eoslab.losses.get_scalar_loss`)."""
+        return self.loss_type
+
     def residual(self, theta):
         """``p = f(theta) - y``."""
         return self.f(theta) - self.target

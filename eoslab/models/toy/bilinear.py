@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from eoslab.errors import ConfigError
-from eoslab.losses import ScalarLoss, get_scalar_loss
-from eoslab.models.toy.base import ScalarToy, check_box, check_count, check_finite, top_eig_2x2
+from eoslab.losses import get_scalar_loss
+from eoslab.models.toy.base import ScalarToy, check_box, check_count, check_finite, check_input, top_eig_2x2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,10 +40,6 @@ class LogCoshProduct(ScalarToy):
         object.__setattr__(self, "x_box", check_box("x_box", self.x_box))
         object.__setattr__(self, "y_box", check_box("y_box", self.y_box))
         object.__setattr__(self, "loss_type", get_scalar_loss(self.loss_type))
-
-    @property
-    def loss_fn(self) -> ScalarLoss:
-        return self.loss_type
 
     def f(self, theta):
         theta = self.as_theta(theta)
@@ -112,14 +108,6 @@ class TwoLayerLinear(ScalarToy):
     @property
     def dim(self) -> int:
         return self.width * self.d + self.width
-
-    @property
-    def target(self) -> float:
-        return self.y
-
-    @property
-    def loss_fn(self) -> ScalarLoss:
-        return self.loss_type
 
     @property
     def x_sq(self) -> float:
@@ -208,10 +196,7 @@ class UVModel(ScalarToy):
 
     def __post_init__(self):
         object.__setattr__(self, "width", check_count("width", self.width))
-        x = check_finite("x", self.x)
-        if x == 0.0:
-            raise ConfigError("the uv-model input x must be nonzero (x = 0 makes f constant).")
-        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "x", check_input("uv-model", self.x))
         object.__setattr__(self, "y", check_finite("y", self.y))
         object.__setattr__(self, "loss_type", get_scalar_loss(self.loss_type))
         object.__setattr__(self, "init_scale", check_box("init_scale", self.init_scale))
@@ -219,14 +204,6 @@ class UVModel(ScalarToy):
     @property
     def dim(self) -> int:
         return 2 * self.width
-
-    @property
-    def target(self) -> float:
-        return self.y
-
-    @property
-    def loss_fn(self) -> ScalarLoss:
-        return self.loss_type
 
     @property
     def x_sq(self) -> float:

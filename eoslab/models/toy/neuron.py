@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 
 from eoslab.errors import ConfigError
-from eoslab.losses import ScalarLoss, get_scalar_loss
+from eoslab.losses import get_scalar_loss
 from eoslab.models.activations import SMOOTH_ACTIVATIONS, Activation
-from eoslab.models.toy.base import ScalarToy, check_box, check_finite, top_eig_2x2
+from eoslab.models.toy.base import ScalarToy, check_box, check_finite, check_input, top_eig_2x2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,10 +39,7 @@ class SingleNeuron(ScalarToy):
             raise ConfigError(
                 f"unknown single-neuron activation {self.activation!r}; use one of {sorted(SMOOTH_ACTIVATIONS)}."
             )
-        x = check_finite("x", self.x)
-        if x == 0.0:
-            raise ConfigError("the single-neuron input x must be nonzero (x = 0 makes f constant).")
-        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "x", check_input("single-neuron", self.x))
         object.__setattr__(self, "y", check_finite("y", self.y))
         object.__setattr__(self, "loss_type", get_scalar_loss(self.loss_type))
         object.__setattr__(self, "u_box", check_box("u_box", self.u_box))
@@ -51,14 +48,6 @@ class SingleNeuron(ScalarToy):
     @property
     def sigma(self) -> Activation:
         return SMOOTH_ACTIVATIONS[self.activation]
-
-    @property
-    def target(self) -> float:
-        return self.y
-
-    @property
-    def loss_fn(self) -> ScalarLoss:
-        return self.loss_type
 
     def f(self, theta):
         theta = self.as_theta(theta)
