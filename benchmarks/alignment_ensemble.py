@@ -1,11 +1,12 @@
-"""Throughput of GD ensembles on the toy models: one vmap inside one scan vs a Python loop.
+"""Throughput of GD ensembles on the toy models: one vmap over scans vs a Python loop.
 
 Both sides run the same per-trajectory step (loss, closed-form sharpness,
 (p, q), divergence check, GD update) in float64 and are compiled and warmed
 up before timing:
 
 * ensemble: ``eoslab.experiments.alignment`` runs all initialisations at once,
-  one ``jax.vmap`` inside one ``jax.lax.scan`` (one XLA call);
+  one ``jax.vmap`` over members of a ``jax.lax.scan`` over steps
+  (``eoslab.train.ensemble.scan_members``; one XLA call);
 * loop: a Python loop over initialisations, each a jitted ``lax.scan`` of one
   trajectory (one XLA call per initialisation), which is what a script that
   runs GD per seed does.
@@ -26,7 +27,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from eoslab.experiments import alignment as al
+from eoslab.experiments.alignment import simulation as sim
 from eoslab.models.toy import LogCoshProduct, SingleNeuron, TwoLayerLinear, UVModel
 
 
@@ -44,15 +45,15 @@ def bench(model, eta: float, n: int, n_loop: int, steps: int, repeats: int) -> d
     eta_a, limit = jnp.float64(eta), jnp.float64(1e8)
 
     def ensemble():
-        recs, div, theta = al._simulate_ensemble(model, theta0, eta_a, steps, limit)
+        recs, div, theta = sim._simulate_ensemble(model, theta0, eta_a, steps, limit)
         jax.block_until_ready((recs, div, theta))
 
     def loop():
-        out = [al._simulate_single(model, theta0[i], eta_a, steps, limit) for i in range(n_loop)]
+        out = [sim._simulate_single(model, theta0[i], eta_a, steps, limit) for i in range(n_loop)]
         jax.block_until_ready(out)
 
     ensemble()  # compile
-    al._simulate_single(model, theta0[0], eta_a, steps, limit)[0][0].block_until_ready()  # compile
+    sim._simulate_single(model, theta0[0], eta_a, steps, limit)[0][0].block_until_ready()  # compile
     t_ens = _time(ensemble, repeats)
     t_loop = _time(loop, repeats)
     ens_rate = n * steps / t_ens

@@ -12,10 +12,19 @@ Conventions (docs/design.md; sharpness scales with the choice, say which):
 Targets are one-hot ``[N, k]`` arrays; for ``ce`` and :func:`accuracy`, integer
 class labels ``[N]`` are accepted too.  For a single-output model ``[N, 1]``,
 regression targets ``[N]`` are accepted by the MSE losses.
+
+Scalar losses ``l(p)`` of a residual ``p = f - y`` (the toy models of
+:mod:`eoslab.models.toy`, one scalar output on one data point), each a
+:class:`ScalarLoss` with ``l'`` and ``l''`` (:data:`SCALAR_LOSSES`):
+``square`` ``p^2 / 2`` (``mse`` of one output on one point), ``logcosh``
+``log cosh p``, ``pseudo_huber`` ``sqrt(1 + p^2) - 1``; all even, convex,
+with ``l''(0) = 1``.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 from typing import Callable
 
 import jax
@@ -105,3 +114,67 @@ def make_loss_fn(model, loss, x, y) -> Callable:
     loss = get_loss(loss) if isinstance(loss, str) else loss
     static = functools.partial(_full_batch_loss, model.apply, loss)
     return jax.tree_util.Partial(static, jnp.asarray(x), jnp.asarray(y))
+
+
+# ---- scalar losses of a residual -------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ScalarLoss:
+    """A scalar loss ``l(p)`` of the residual ``p = f - y`` with its derivatives.
+
+    ``d1``/``d2`` default to ``jax.grad`` of ``value``.
+    """
+
+    name: str
+    value: Callable
+    d1: Callable | None = None
+    d2: Callable | None = None
+
+    def __call__(self, p):
+        return self.value(p)
+
+    def grad(self, p):
+        if self.d1 is not None:
+            return self.d1(p)
+        return _elementwise(jax.grad(self.value), p)
+
+    def hess(self, p):
+        if self.d2 is not None:
+            return self.d2(p)
+        return _elementwise(jax.grad(jax.grad(self.value)), p)
+
+
+def _elementwise(fn, p):
+    p = jnp.asarray(p)
+    out = fn
+    for _ in range(p.ndim):
+        out = jax.vmap(out)
+    return out(p)
+
+
+def _logcosh(p):  # |p| + log(1 + exp(-2|p|)) - log 2: no overflow of cosh
+    a = jnp.abs(p)
+    return a + jnp.log1p(jnp.exp(-2.0 * a)) - math.log(2.0)
+
+
+SCALAR_LOSSES: dict[str, ScalarLoss] = {
+    "square": ScalarLoss("square", lambda p: 0.5 * p * p, lambda p: p, lambda p: jnp.ones_like(p)),
+    "logcosh": ScalarLoss("logcosh", _logcosh, jnp.tanh, lambda p: 1.0 / jnp.cosh(p) ** 2),
+    "pseudo_huber": ScalarLoss(
+        "pseudo_huber",
+        lambda p: jnp.sqrt(1.0 + p * p) - 1.0,
+        lambda p: p / jnp.sqrt(1.0 + p * p),
+        lambda p: (1.0 + p * p) ** -1.5,
+    ),
+}
+
+
+def get_scalar_loss(loss: str | ScalarLoss) -> ScalarLoss:
+    """A :class:`ScalarLoss` from its name or itself."""
+    if isinstance(loss, ScalarLoss):
+        return loss
+    if isinstance(loss, str) and loss in SCALAR_LOSSES:
+        return SCALAR_LOSSES[loss]
+    raise ConfigError(
+        f"unknown toy loss {loss!r}; use one of {sorted(SCALAR_LOSSES)} or pass a ScalarLoss."
+    )

@@ -2,7 +2,7 @@
 from eoslab.models.base import Model, available_models, make_model
 from eoslab.models.init import INITS, PARAMETERISATIONS
 from eoslab.models.linear import end_to_end_matrix
-from eoslab.models.mlp import ACTIVATIONS
+from eoslab.models.activations import ACTIVATIONS
 
 __all__ = [
     "ACTIVATIONS",

@@ -6,6 +6,14 @@ collections), and ``apply(params, x)`` is a pure function of both, so the
 curvature code can differentiate ``loss_fn(params)`` twice and ensembles can
 ``vmap`` over params.
 
+The toy models (:mod:`eoslab.models.toy`: scalar models trained on one
+built-in data point, float64) follow this protocol where it fits: ``name``,
+``dtype``, ``init(key)`` (a key or an integer seed; ``init(key, n)`` gives
+``n`` initialisations ``[n, dim]``), ``num_params`` and ``param_shapes``.
+Their data being part of the model, they give ``loss(params)`` in place of
+``apply(params, x)`` -- a scalar ``loss_fn`` that :mod:`eoslab.curvature`
+takes as it is -- and their exact, closed-form ``sharpness(params)``.
+
 Names are ``<family>-<activation>`` for ``fc`` and ``cnn`` (activations
 ``tanh, relu, elu, gelu, softplus, hardtanh``), plus ``resnet``,
 ``resnet-bn`` and ``deep-linear``.
@@ -24,6 +32,7 @@ import numpy as np
 
 from eoslab.errors import ConfigError, InputError
 from eoslab.models import cnn, linear, mlp, resnet
+from eoslab.models.activations import ACTIVATIONS
 from eoslab.models.init import check_init, check_param
 
 
@@ -43,10 +52,8 @@ class Model:
 
     def init(self, key) -> dict:
         """Fresh parameters (a plain nested dict) from a PRNG key or an integer seed."""
-        if isinstance(key, (int, np.integer)):
-            key = jax.random.PRNGKey(int(key))
         x = jnp.zeros((1, *self.input_shape), self.dtype)
-        return dict(self.module.init(key, x)["params"])
+        return dict(self.module.init(as_key(key), x)["params"])
 
     def apply(self, params, x) -> jnp.ndarray:
         """Outputs ``[N, num_outputs]`` for inputs ``x`` of shape ``[N, *input_shape]``."""
@@ -65,6 +72,13 @@ class Model:
     def param_shapes(self) -> dict:
         """The params pytree as ``jax.ShapeDtypeStruct`` leaves, without computing anything."""
         return jax.eval_shape(self.init, jax.random.PRNGKey(0))
+
+
+def as_key(key):
+    """A PRNG key from a key or an integer seed (every model's ``init`` takes either)."""
+    if isinstance(key, (int, np.integer)):
+        return jax.random.PRNGKey(int(key))
+    return key
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -88,11 +102,11 @@ class Family:
 def _registry() -> dict[str, Family]:
     families = {}
     dense_params = ("standard", "ntk", "mup")
-    for act in mlp.ACTIVATIONS:
+    for act in ACTIVATIONS:
         families[f"fc-{act}"] = Family(
             functools.partial(mlp.build, activation=act), ("bias_scale",), (200, 200), True, dense_params
         )
-    for act in mlp.ACTIVATIONS:
+    for act in ACTIVATIONS:
         families[f"cnn-{act}"] = Family(functools.partial(cnn.build, activation=act), ("pool", "channels"))
     families["resnet"] = Family(functools.partial(resnet.build, norm=False), ("width", "blocks", "activation"))
     families["resnet-bn"] = Family(functools.partial(resnet.build, norm=True), ("width", "blocks", "activation"))

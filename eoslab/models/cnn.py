@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from eoslab.errors import ConfigError
 from eoslab.models.init import Conv, Dense
-from eoslab.models.mlp import ACTIVATIONS
+from eoslab.models.activations import ACTIVATIONS
 
 POOLS = ("max", "avg")
 

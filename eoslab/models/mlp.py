@@ -8,24 +8,13 @@ initialisations and the standard / NTK / muP parameterisations of
 """
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
+from eoslab.models.activations import ACTIVATIONS
 from eoslab.models.init import Dense, check_bias_scale, dense_positions, is_last
-
-ACTIVATIONS = {
-    "tanh": jnp.tanh,
-    "relu": jax.nn.relu,
-    "elu": jax.nn.elu,
-    # exact (erf) GELU, as PyTorch's nn.GELU default
-    "gelu": functools.partial(jax.nn.gelu, approximate=False),
-    "softplus": jax.nn.softplus,
-    "hardtanh": jax.nn.hard_tanh,
-}
 
 
 class MLP(nn.Module):

@@ -31,7 +31,7 @@ import numpy as np
 from eoslab.errors import ConfigError
 from eoslab.models.cnn import image_shape
 from eoslab.models.init import Conv, Dense
-from eoslab.models.mlp import ACTIVATIONS
+from eoslab.models.activations import ACTIVATIONS
 
 
 class BatchNorm(nn.Module):

@@ -149,13 +149,14 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp)).replace("typing.", "")
 
 
-def _coerce(value, tp, key: str):
-    """Check ``value`` against annotation ``tp`` and convert lists to tuples."""
+def coerce(value, tp, key: str):
+    """Check ``value`` against annotation ``tp`` (bool, int, float, str, tuples and unions of them) and convert
+    lists to tuples; a mismatch is one ConfigError sentence naming ``key``."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, __import__("types").UnionType):
         for alt in typing.get_args(tp):
             try:
-                return _coerce(value, alt, key)
+                return coerce(value, alt, key)
             except ConfigError:
                 pass
         raise ConfigError(f"{key}={value!r} has the wrong type; expected "
@@ -164,7 +165,7 @@ def _coerce(value, tp, key: str):
         (inner, *_rest) = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}={value!r} has the wrong type; expected {_describe(tp)}.")
-        return tuple(_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
+        return tuple(coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}={value!r} has the wrong type; expected true or false.")
@@ -190,6 +191,11 @@ def _describe(tp) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, _type_name(tp))
 
 
+def unknown_key(key: str, valid, what: str = "config") -> ConfigError:
+    """The error of a key that a table does not take: one sentence listing the ``valid`` ones."""
+    return ConfigError(f"unknown {what} key {key!r}; valid keys here are {', '.join(sorted(valid))}.")
+
+
 def _build(cls, raw: dict, prefix: str):
     if not isinstance(raw, dict):
         raise ConfigError(f"[{prefix}] must be a table of keys, not {raw!r}.")
@@ -201,12 +207,12 @@ def _build(cls, raw: dict, prefix: str):
     for key, value in raw.items():
         full = f"{prefix}.{key}" if prefix else key
         if key not in fields:
-            raise ConfigError(f"unknown config key {full!r}; valid keys here are {', '.join(sorted(fields))}.")
+            raise unknown_key(full, fields)
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value, full)
         else:
-            kwargs[key] = _coerce(value, tp, full)
+            kwargs[key] = coerce(value, tp, full)
     return cls(**kwargs)
 
 
@@ -215,7 +221,7 @@ def _build_optimizer(raw: dict, prefix: str) -> OptimizerConfig:
     from eoslab.rules import get_rule
     hints = typing.get_type_hints(OptimizerConfig)
     common = {f.name for f in dataclasses.fields(OptimizerConfig)} - {"hp"}
-    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}") for k, v in raw.items() if k in common}
+    kwargs = {k: coerce(v, hints[k], f"{prefix}.{k}") for k, v in raw.items() if k in common}
     rule = get_rule(kwargs.get("name", "gd"))
     rest = {k: v for k, v in raw.items() if k not in common}
     rule.check_keys(rest)  # a key the rule does not take: one sentence naming those it does

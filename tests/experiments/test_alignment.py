@@ -11,7 +11,8 @@ import pytest
 
 from eoslab.errors import ConfigError
 from eoslab.experiments import alignment as al
-from eoslab.models.toy import LogCoshProduct, ScalarLoss, SingleNeuron, TwoLayerLinear, UVModel
+from eoslab.losses import ScalarLoss
+from eoslab.models.toy import LogCoshProduct, SingleNeuron, TwoLayerLinear, UVModel
 from eoslab.store import RunStore
 
 EPS = np.finfo(np.float64).eps
@@ -284,9 +285,44 @@ def test_bad_configs_raise_config_error(override, match, tmp_path):
     assert not (tmp_path / "out").exists()  # nothing written
 
 
-def test_config_file_mirrors_default_config():
+RECIPE = {  # configs/alignment.toml: the defaults of the reproduction
+    "seed": 0, "n_init": 2000, "burn_in": 50, "edge_p": 1e-3, "curve_tol": 0.02, "sharpness_tol": 0.05,
+    "min_fraction": 0.99, "divergence_limit": 1e8, "plot_trajectories": 40, "quick": {"n_init": 128},
+    "models": {
+        "logcosh2": {"kind": "logcosh2", "etas": [0.125, 0.15, 0.2], "steps": 200,
+                     "options": {"x_box": [-0.5, 1.0], "y_box": [4.0, 7.0], "loss_type": "logcosh"}},
+        "two_layer_linear": {"kind": "two_layer_linear", "etas": [0.1, 0.125, 0.15], "steps": 300,
+                             "options": {"x": [0.5, 0.5, 0.5, 0.5], "y": 1.0, "width": 32, "loss_type": "logcosh",
+                                         "init_scale": [4.0, 5.5]}},
+        "single_neuron": {"kind": "single_neuron", "etas": [0.05, 0.06, 0.08], "steps": 300,
+                          "options": {"activation": "tanh", "x": 1.0, "y": 0.0, "loss_type": "square",
+                                      "u_box": [-1.0, 1.0], "v_box": [6.5, 9.0]}},
+        "uv": {"kind": "uv", "etas": [1.5, 2.0, 2.5], "steps": 300,
+               "options": {"width": 100, "x": 1.0, "y": 1.0, "loss_type": "logcosh", "init_scale": [1.0, 1.0]}},
+    },
+}
+
+
+def test_config_is_the_recipe_file():
     with open(ROOT / "configs" / "alignment.toml", "rb") as fh:
-        assert tomllib.load(fh) == al.DEFAULT_CONFIG
+        assert tomllib.load(fh) == al.default_config() == RECIPE
+    assert al.load_config() == RECIPE
+    assert al.load_config(quick=True) == {**RECIPE, "n_init": 128}
+
+
+def test_set_overrides_apply_as_in_eoslab_run():
+    cfg = al.load_config({"n_init": 9}, overrides=["burn_in=10", "models.uv.etas=[1.0]",
+                                                   "models.uv.options.width=8"])
+    assert cfg["n_init"] == 9 and cfg["burn_in"] == 10 and cfg["models"]["uv"]["etas"] == [1.0]
+    assert cfg["models"]["uv"]["options"]["width"] == 8 and cfg["models"]["uv"]["options"]["x"] == 1.0
+    with pytest.raises(ConfigError, match="unknown alignment config key 'colour'"):
+        al.load_config(overrides=["colour=1"])
+    with pytest.raises(ConfigError, match="n_init=2.5 has the wrong type"):
+        al.load_config(overrides=["n_init=2.5"])
+    with pytest.raises(ConfigError, match="divergence_limit"):
+        al.load_config(overrides=["divergence_limit=inf"])
+    with pytest.raises(ConfigError, match="quick.steps"):
+        al.load_config({"quick": {"steps": 3}}, quick=True)
 
 
 # --------------------------------------------------------------------------
@@ -379,12 +415,12 @@ def _summary(fraction_curve, fraction_sharp, eos):
 def test_claim_rules_pass_and_fail():
     cfg = al.load_config()
     model = LogCoshProduct()
-    passing = al._claims_for("logcosh2", model, _summary(0.995, 1.0, 0.999), cfg)
+    passing = al.claims_for("logcosh2", model, _summary(0.995, 1.0, 0.999), cfg)
     assert [c.holds for c in passing] == [True, True, True, True]
-    failing = al._claims_for("logcosh2", model, _summary(0.9, 0.95, 0.5), cfg)
+    failing = al.claims_for("logcosh2", model, _summary(0.9, 0.95, 0.5), cfg)
     assert [c.holds for c in failing] == [False, False, False, False]
     empty = _summary(1.0, 1.0, 1.0)
     empty["r_curve"]["n_points"] = 0  # no edge point at all: alignment cannot hold
-    assert al._claims_for("logcosh2", model, empty, cfg)[0].holds is False
+    assert al.claims_for("logcosh2", model, empty, cfg)[0].holds is False
     # closed-form sharpness: exact, no eigenvalue certificate attached
     assert all(c.accuracy is None for c in passing)

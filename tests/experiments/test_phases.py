@@ -90,7 +90,7 @@ def test_line_barrier_rule():
 
 
 def test_spread_is_formatted_with_its_undetermined_count():
-    assert "n=4 (1 undetermined)" in phases._fmt(st.spread([2.0, 4.0, math.inf, 3.0, math.nan]))
+    assert "n=4 (1 undetermined)" in phases.format_spread(st.spread([2.0, 4.0, math.inf, 3.0, math.nan]))
 
 
 def test_log_resample_takes_windowed_medians():
@@ -195,7 +195,7 @@ def _rec(depth, width, c, seed, status="completed"):
 
 def _early(losses, sharp, line, eta=0.1, certified=True):
     steps = np.arange(len(losses))
-    m = {"train_loss": (steps, np.asarray(losses, float)), "lr": (steps[:1], np.array([eta])),
+    m = {"train_loss": (steps, np.asarray(losses, float)), "eta": (steps[:1], np.array([eta])),
          "line_max_loss": (steps[-1:], np.array([line]))}
     m.update(_certified(steps, sharp, converged=certified))
     return m
@@ -321,7 +321,7 @@ def test_quick_reproduction_marks_quick_and_keeps_every_claim(tmp_path):
             if (d, w) != (2, 16):
                 assert row["holds"] is None and row["value"] == "not run" and "--quick" in row["detail"]
     full = load_recipe("phases", ['model.init="pytorch"'])
-    where = phases._regime_where("PyTorch init", full)
+    where = phases.regime_where("PyTorch init", full)
     for c in full.lrs:
         assert texts[phases.regime_claim_text(where, c)]["holds"] is None
     for name in ("uv model: c_loss = 2", "uv model: c_max = 4", f"[{label}] c_sharp <= c_barrier <= c_max",

@@ -6,17 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from eoslab.curvature import top_eigenpairs
 from eoslab.errors import ConfigError
-from eoslab.models.toy import (
-    ACTIVATIONS,
-    SCALAR_LOSSES,
-    LogCoshProduct,
-    ScalarLoss,
-    SingleNeuron,
-    TwoLayerLinear,
-    UVModel,
-    make_toy,
-)
+from eoslab.losses import SCALAR_LOSSES, ScalarLoss
+from eoslab.models.activations import SMOOTH_ACTIVATIONS
+from eoslab.models.toy import LogCoshProduct, SingleNeuron, TwoLayerLinear, UVModel, make_toy
 
 EPS = np.finfo(np.float64).eps
 
@@ -104,7 +98,7 @@ def test_scalar_losses_and_activations_have_consistent_derivatives():
     # log cosh is evaluated stably far out: log cosh(p) = |p| - log 2 + O(exp(-2|p|))
     big = jnp.array([800.0, -800.0])
     np.testing.assert_allclose(SCALAR_LOSSES["logcosh"](big), 800.0 - math.log(2.0), rtol=1e-15)
-    for act in ACTIVATIONS.values():
+    for act in SMOOTH_ACTIVATIONS.values():
         d1 = jax.vmap(jax.grad(act.f))(p)
         d2 = jax.vmap(jax.grad(jax.grad(act.f)))(p)
         np.testing.assert_allclose(act.d1(p), d1, rtol=1e-12, atol=1e-14)
@@ -189,3 +183,18 @@ def test_bad_parameters_raise_config_error():
         model.check_params(np.full((2, model.dim), np.nan))
     with pytest.raises(ConfigError, match="positive integer"):
         model.init(0, 0)
+
+
+@pytest.mark.parametrize("model", [LogCoshProduct(), TwoLayerLinear(width=3), SingleNeuron(), UVModel(width=4)],
+                         ids=_ids)
+def test_toy_models_follow_the_model_protocol(model):
+    # init from an integer seed or a key; without n one initialisation [dim], the first of init(key, 1)
+    one = model.init(5)
+    assert one.shape == (model.dim,) and one.dtype == model.dtype == np.float64
+    np.testing.assert_array_equal(one, model.init(jax.random.PRNGKey(5), 1)[0])
+    assert model.num_params(one) == model.dim
+    shapes = model.param_shapes()
+    assert shapes.shape == (model.dim,) and shapes.dtype == np.float64
+    # loss is a scalar loss_fn(params) for the curvature code: its top eigenvalue is the closed form
+    top = top_eigenpairs(model.loss, one, 1)
+    assert float(top.eigenvalues[0]) == pytest.approx(float(model.sharpness(one)), rel=1e-8, abs=1e-10)
