@@ -23,6 +23,12 @@ from eoslab.models.activations import ACTIVATIONS
 POOLS = ("max", "avg")
 
 
+def as_images(x, dtype):
+    """Inputs as NHWC images in ``dtype`` (a channel axis of 1 added to [n, h, w] inputs)."""
+    x = jnp.asarray(x, dtype)
+    return x[..., None] if x.ndim == 3 else x
+
+
 class CNN(nn.Module):
     num_outputs: int
     activation: str = "relu"
@@ -35,9 +41,7 @@ class CNN(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        x = jnp.asarray(x, self.dtype)
-        if x.ndim == 3:
-            x = x[..., None]
+        x = as_images(x, self.dtype)
         pool = nn.max_pool if self.pool == "max" else nn.avg_pool
         for i, c in enumerate(self.channels):
             x = Conv(c, 3, use_bias=self.use_bias, init_scheme=self.init_scheme, dtype=self.dtype, name=f"conv_{i}")(x)

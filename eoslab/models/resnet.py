@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from eoslab.errors import ConfigError
-from eoslab.models.cnn import image_shape
+from eoslab.models.cnn import as_images, image_shape
 from eoslab.models.init import Conv, Dense
 from eoslab.models.activations import ACTIVATIONS
 
@@ -90,9 +90,7 @@ class ResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        x = jnp.asarray(x, self.dtype)
-        if x.ndim == 3:
-            x = x[..., None]
+        x = as_images(x, self.dtype)
         x = Conv(self.width, 3, use_bias=self.use_bias and not self.norm, init_scheme=self.init_scheme,
                  dtype=self.dtype, name="stem")(x)
         if self.norm:
