@@ -422,7 +422,7 @@ def micro_timings(cfg: Config, modes: dict[str, Mode], n_steps: int = 10) -> dic
     med["hvp"] = (med.pop("lin_11hvp") - med.pop("lin_1hvp")) / 10  # one more HVP on a stored linearisation
     out = {f"{k}_ms": 1e3 * s for k, s in med.items()}
     out.update({f"{k}_over_gradient": s / med["gradient"] for k, s in med.items()})
-    out["chunk_step_c_hvps"] = float(np.mean(jax.device_get(fns["chunk_step_c"][0]()[1]["hvps"])))
+    out["chunk_step_c_hvps"] = float(np.mean(jax.device_get(fns["chunk_step_c"][0]()[1]["sharpness_hvps"])))
     out["at_step"] = t0
     return out
 
