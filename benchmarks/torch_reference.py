@@ -307,7 +307,9 @@ def run_eoslab(trainer: Trainer, params: dict, steps: int) -> Run:
     step_loss = np.concatenate([c["loss"][0] for c in chunks]) if chunks else np.zeros(0)
     step_hvps = (np.concatenate([c["sharpness_hvps"][0] for c in chunks]).astype(int)
                  if chunks and "sharpness_hvps" in chunks[0] else None)
-    return Run(seconds, t, steps_at, np.stack([e["sharpness"][0] for e in evs]).astype(np.float64),
+    names = ["sharpness"] + [f"sharpness_{j}" for j in range(2, cfg.probes.sharpness_k + 1)]
+    lams = np.asarray([[e[name][0] for name in names] for e in evs], np.float64)  # [evaluations, k]
+    return Run(seconds, t, steps_at, lams,
                [int(e["sharpness_hvps"][0]) for e in evs], np.asarray([float(e["train_loss"][0]) for e in evs]),
                step_loss, {s: torch_order(jax.tree_util.tree_map(lambda a: a[0], p)) for s, p in flat.items()},
                init_hvps=int(res.num_hvps), step_hvps=step_hvps)

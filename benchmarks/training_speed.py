@@ -273,12 +273,12 @@ def accuracy(modes: dict[str, Mode], cfg: Config, log) -> dict:
     log("cold solves at (b)'s iterates done")
     cold_c = cold_values(modes["c"].trainer, c.params, cfg)
     log("cold solves at (c)'s iterates done")
-    b_eval = b.eval_series("sharpness")[:, 0, 0]
+    b_eval = b.eval_series("sharpness")[:, 0]
     b_res = b.eval_series("sharpness_residual")[:, 0]
     b_hv = b.eval_series("sharpness_hvps")[:, 0]
-    c_eval = c.eval_series("sharpness")[:, 0, 0]
+    c_eval = c.eval_series("sharpness")[:, 0]
     c_hv = c.eval_series("sharpness_hvps")[:, 0]
-    c_step = c.step_series("sharpness")[0, :, 0]  # value recorded for step s (at theta_s), s = 0..steps-1
+    c_step = c.step_series("sharpness")[0, :]  # value recorded for step s (at theta_s), s = 0..steps-1
     c_step_hv = c.step_series("sharpness_hvps")[0]
     a_params = modes["a"].out.params
     points = []
@@ -333,8 +333,8 @@ def variants(cfg: Config, modes: dict[str, Mode], acc: dict, log) -> list[dict]:
         out = run_loop(trainer, cfg.steps, carry=c.out.carries[start], start=start)
         hv = out.step_series("sharpness_hvps")[0]
         cold = cold_values(trainer, {t: out.params[t] for t in out.eval_steps if t > start}, cfg)
-        evs = out.eval_series("sharpness")[:, 0, 0]
-        steps_v = out.step_series("sharpness")[0, :, 0]  # index s - start
+        evs = out.eval_series("sharpness")[:, 0]
+        steps_v = out.step_series("sharpness")[0, :]  # index s - start
         rels = []
         for i, t in enumerate(out.eval_steps):
             if t in cold:
