@@ -154,7 +154,6 @@ class NAdam(Adam):
         r = (1 - hp.beta1 ** (t + 1)) / (1 - hp.beta1 ** t)
         return jax.tree_util.tree_map(lambda m, g: hp.beta1 * m + (1 - hp.beta1) * r.astype(g.dtype) * g, s.mu, grad)
 
-
     def threshold(self, lr, hp):
         b1 = hp.beta1
         return (2.0 + 2.0 * b1) / ((1.0 + 2.0 * b1) * (1.0 - b1))
