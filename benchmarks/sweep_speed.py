@@ -240,7 +240,7 @@ def per_step(tr, values, seeds, steps: int, rounds: int, init_timing: list | Non
             ev, cc = tr.evaluate(cc, s + 1)
             jax.block_until_ready(cc)
             tc, te = tc + t1 - t0, te + time.perf_counter() - t1
-            hvps.append(np.asarray(ev["hvps"]))
+            hvps.append(np.asarray(ev["sharpness_hvps"]))
         best_chunk, best_eval = min(best_chunk, tc / steps), min(best_eval, te / steps)
     h = np.stack(hvps)  # (rounds * steps, members)
     return dict(chunk_ms=1e3 * best_chunk, eval_ms=1e3 * best_eval, members=len(values), steps=steps, rounds=rounds,
