@@ -276,7 +276,7 @@ def torch_order(params: dict) -> np.ndarray:
 
 
 def run_eoslab(trainer: Trainer, params: dict, steps: int) -> Run:
-    """eoslab.train.loop._train without the store, from the given initial params.
+    """eoslab.train.loop.run_loop without the store, from the given initial params.
 
     ``init_carry()`` (setup, untimed) is followed, inside the timed region, by
     the tracker's cold solve at the injected params, which a run does once.

@@ -11,7 +11,7 @@ edge-of-stability demo (2/eta = 20; the sharpness reaches it near step 1300):
 (c) GD + the sharpness at every step: the warm-started ``SharpnessTracker``
     inside the compiled scan (``probes.every_step = true``).
 
-Each mode runs the loop of ``eoslab.train.loop._train`` without the run store:
+Each mode runs the loop of ``eoslab.train.loop.run_loop`` without the run store:
 an evaluation at step 0, then chunks of 100 GD steps (one compiled
 ``lax.scan``), each followed by an evaluation (train/test loss and accuracy,
 and the sharpness where probed), the outputs copied to the host after every
@@ -140,7 +140,7 @@ class LoopOutput:
 
 
 def run_loop(trainer: Trainer, steps: int, *, carry=None, start: int = 0, keep_carries=()) -> LoopOutput:
-    """eoslab.train.loop._train without the store: evaluate at ``start``, then chunks + evaluations.
+    """eoslab.train.loop.run_loop without the store: evaluate at ``start``, then chunks + evaluations.
 
     Without ``carry`` the timed region begins with ``init_carry()`` (including
     its cold sharpness solve), as a run does.
@@ -441,7 +441,7 @@ def print_report(cfg: Config, modes: dict[str, Mode], hv: dict, acc: dict, var: 
           f"accuracy, and the sharpness in (b)) every {cfg.eval_every} steps, float32")
     print(f"sharpness  top-{cfg.k} Hessian eigenvalue of the full training loss, warm-started Lanczos tracker, "
           f"tol={cfg.tol:g} (relative residual), max_hvps={cfg.max_hvps} (eoslab's defaults)")
-    print(f"timing     loop of eoslab.train.loop._train minus the run store; compile excluded (warm-up chunk "
+    print(f"timing     loop of eoslab.train.loop.run_loop minus the run store; compile excluded (warm-up chunk "
           f"first); fastest of {cfg.rounds} interleaved round(s); init_carry's cold solve included")
     print(f"machine    {platform.machine()}, {jax.devices()[0].platform}, {os.cpu_count()} cores shared with other "
           f"jobs; process pinned to core(s) {CORES} (--threads {THREADS}), OPENBLAS_NUM_THREADS="
