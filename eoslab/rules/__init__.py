@@ -19,7 +19,7 @@ from eoslab.errors import ConfigError
 from eoslab.rules.adagrad import Adagrad
 from eoslab.rules.adam import Adam, AdamW, FrozenAdam, NAdam
 from eoslab.rules.base import NoHyper, Rule, find_state
-from eoslab.rules.rmsprop import FrozenRMSProp, RMSProp
+from eoslab.rules.rmsprop import FrozenRMSProp, RMSProp, RMSPropEpsInSqrt
 from eoslab.rules.sgd import GD, HeavyBall, Nesterov
 from eoslab.rules.tuners import Armijo, Edge, Parabolic, Polyak
 
@@ -27,7 +27,7 @@ from eoslab.rules.tuners import Armijo, Edge, Parabolic, Polyak
 RULES: dict[str, Rule] = {rule.name: rule for rule in (
     GD(), HeavyBall(), Nesterov(),
     Adam(), AdamW(), NAdam(), FrozenAdam(),
-    RMSProp(), FrozenRMSProp(),
+    RMSProp(), RMSPropEpsInSqrt(), FrozenRMSProp(),
     Adagrad(),
     Armijo(), Polyak(), Parabolic(), Edge(),
 )}

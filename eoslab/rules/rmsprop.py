@@ -13,6 +13,9 @@ beta m + g (threshold 2 + 2 beta, as heavy ball: the characteristic
 polynomial z^2 - (1 + beta - lambda) z + beta has the root -1 at
 lambda = 2 + 2 beta).
 
+``rmsprop-eps-in-sqrt`` (``optax.rmsprop``'s default placement, eps under the root):
+u_t = g / sqrt(nu_t + eps), so P_t = sqrt(nu_t + eps) / eta; thresholds as ``rmsprop``.
+
 ``frozen-rmsprop``: nu stops updating after ``freeze_step`` updates.
 
 >>> from eoslab.rules import get_rule
@@ -51,6 +54,11 @@ def rms_p(nu, lr, eps):
     return jax.tree_util.tree_map(lambda n: positive((jnp.sqrt(n) + eps) / lr), nu)
 
 
+def rms_p_eps_in_sqrt(nu, lr, eps):
+    """P = sqrt(nu + eps) / lr."""
+    return jax.tree_util.tree_map(lambda n: positive(jnp.sqrt(n + eps) / lr), nu)
+
+
 def _heavy_ball_momentum(opt_state, grad, P):
     """m_t = -P_t b_t from the trace buffer b_t, or g without momentum."""
     trace = [x for x in jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, optax.TraceState))
@@ -81,6 +89,19 @@ class RMSProp(Rule):
 
     def threshold(self, lr, hp):
         return thresholds.heavy_ball_threshold(1.0, hp.momentum)
+
+
+class RMSPropEpsInSqrt(RMSProp):
+    """RMSProp with eps under the root (``optax.rmsprop``'s default); thresholds as RMSProp's."""
+    name = "rmsprop-eps-in-sqrt"
+    doc = "RMSProp, eps under the square root (optax's default), optional heavy-ball momentum"
+
+    def transform(self, lr, hp):
+        return optax.rmsprop(lr, decay=hp.beta2, eps=hp.eps, eps_in_sqrt=True,
+                             momentum=hp.momentum if hp.momentum else None)
+
+    def preconditioner(self, opt_state, lr, hp):
+        return rms_p_eps_in_sqrt(find_state(opt_state, self.state_type).nu, lr, hp.eps)
 
 
 class FrozenRmsState(NamedTuple):

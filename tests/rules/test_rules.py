@@ -128,9 +128,10 @@ def test_thresholds_in_closed_form():
     assert thr("nadam") == pytest.approx(3.8 / (2.8 * 0.1)) and thr("nadam", beta1=0.0) == pytest.approx(2.0)
     assert thr("adamw", weight_decay=0.5) == pytest.approx(1.95 * 19)
     assert thr("rmsprop") == 2.0 and thr("rmsprop", momentum=0.5) == pytest.approx(3.0)
+    assert thr("rmsprop-eps-in-sqrt") == 2.0 and thr("rmsprop-eps-in-sqrt", momentum=0.5) == pytest.approx(3.0)
     assert thr("adagrad") == 2.0 and thr("armijo") == 2.0
     assert {n for n, r in RULES.items() if r.adaptive} == {"adam", "adamw", "nadam", "frozen-adam", "rmsprop",
-                                                          "frozen-rmsprop", "adagrad"}
+                                                          "rmsprop-eps-in-sqrt", "frozen-rmsprop", "adagrad"}
     assert {n for n, r in RULES.items() if r.tuner} == {"armijo", "polyak", "parabolic", "edge"}
     with pytest.raises(ValueError, match="no fixed raw-sharpness threshold"):
         get_rule("adam").raw_threshold(0.1, get_rule("adam").hyper())
