@@ -6,7 +6,8 @@ starts fast and the CLI can configure BLAS threads before numpy loads):
     eoslab.top_eigenpairs, eoslab.sharpness, eoslab.SharpnessTracker, eoslab.hvp,
     eoslab.hutchpp_trace, eoslab.spectral_density, eoslab.thresholds,
     eoslab.armijo, eoslab.polyak, eoslab.parabolic, eoslab.edge, eoslab.tuner_info,
-    eoslab.line_profile, eoslab.load_config, eoslab.train, eoslab.RunStore, eoslab.load_runs, eoslab.export
+    eoslab.line_profile, eoslab.load_config, eoslab.train, eoslab.RunStore, eoslab.load_runs, eoslab.export,
+    eoslab.Monitor (your own training loop)
 """
 import importlib
 
@@ -23,10 +24,11 @@ _EXPORTS = {
     "export": "eoslab.store", "load_dataset": "eoslab.data", "make_model": "eoslab.models",
     "armijo": "eoslab.tuners", "polyak": "eoslab.tuners", "parabolic": "eoslab.tuners", "edge": "eoslab.tuners",
     "tuner_info": "eoslab.tuners", "line_profile": "eoslab.tuners", "get_rule": "eoslab.rules",
+    "Monitor": "eoslab.monitor", "EventRules": "eoslab.monitor",
     "InputError": "eoslab.errors", "ConfigError": "eoslab.errors", "DataError": "eoslab.errors",
 }
 _SUBMODULES = {"curvature", "thresholds", "rules", "losses", "store", "data", "models", "train",
-               "experiments", "plots", "errors", "tuners", "sweep"}
+               "experiments", "plots", "errors", "tuners", "sweep", "probes", "monitor"}
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
 
