@@ -25,6 +25,11 @@ def plot_curvature_runs(runs: Sequence[dict], *, title: str = "", loss_name: str
                         log_loss: bool = True):
     """``runs``: dicts with ``label``, ``metrics`` ({name: (steps, values)}) and ``threshold``.
 
+    A run's ``curvature`` names the metric drawn against its threshold:
+    ``sharpness`` (default; the SGD family) or ``effective_sharpness``
+    (lambda_1(P^{-1} H) of adaptive rules, eta_t lambda_1 of tuners, whose
+    thresholds are on it).
+
     Returns the matplotlib figure (loss panel, sharpness panel).
     """
     fig, (ax_loss, ax_sharp) = plt.subplots(1, 2, figsize=(11, 4))
@@ -35,10 +40,11 @@ def plot_curvature_runs(runs: Sequence[dict], *, title: str = "", loss_name: str
         if "loss" in m:
             s, v = m["loss"]
             ax_loss.plot(s, v, color=c, lw=1.0, label=run["label"])
-        if "sharpness" in m:
-            s, v = m["sharpness"]
+        key = run.get("curvature", "sharpness")
+        if key in m:
+            s, v = m[key]
             ax_sharp.plot(s, v, color=c, lw=1.2, label=run["label"])
-            bad = _unconverged(m, s)
+            bad = _unconverged(m, s, key)
             if bad.any():  # budget-capped solves: drawn, but marked as not certified
                 ax_sharp.plot(np.asarray(s)[bad], np.asarray(v)[bad], "x", color="k", ms=4,
                               label=f"{run['label']}: not converged ({int(bad.sum())})")
@@ -51,7 +57,10 @@ def plot_curvature_runs(runs: Sequence[dict], *, title: str = "", loss_name: str
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel(f"train loss: {LOSS_LABELS.get(loss_name, loss_name)}", fontsize=8)
     ax_sharp.set_xlabel("step")
-    ax_sharp.set_ylabel("sharpness λ1(H)  (dashed: threshold)")
+    keys = {run.get("curvature", "sharpness") for run in runs}
+    what = ("sharpness λ1(H)" if keys == {"sharpness"} else "effective sharpness λ1(P⁻¹H)"
+            if keys == {"effective_sharpness"} else "sharpness λ1(H) or λ1(P⁻¹H)")
+    ax_sharp.set_ylabel(f"{what}  (dashed: threshold)")
     ax_loss.legend(fontsize=8)
     ax_sharp.legend(fontsize=8)
     if title:
@@ -60,11 +69,11 @@ def plot_curvature_runs(runs: Sequence[dict], *, title: str = "", loss_name: str
     return fig
 
 
-def _unconverged(metrics: dict, steps) -> np.ndarray:
-    """Mask of the sharpness values whose solve did not converge (or has no record of it)."""
-    if "sharpness_converged" not in metrics:
+def _unconverged(metrics: dict, steps, key: str = "sharpness") -> np.ndarray:
+    """Mask of the values of ``key`` whose solve did not converge (or has no record of it)."""
+    if f"{key}_converged" not in metrics:
         return np.zeros(len(steps), bool)
-    conv = dict(zip(*(np.asarray(a).tolist() for a in metrics["sharpness_converged"])))
+    conv = dict(zip(*(np.asarray(a).tolist() for a in metrics[f"{key}_converged"])))
     return np.asarray([conv.get(t, 0.0) != 1.0 for t in np.asarray(steps).tolist()], bool)
 
 
@@ -82,7 +91,9 @@ def save_figure(fig, path: str | Path) -> list[Path]:
 
 
 def runs_from_store(store, run_ids: Sequence[int]) -> list[dict]:
-    """Plot inputs for stored runs: label from the step size and rule, threshold from the metrics."""
+    """Plot inputs for stored runs: label from the step size and rule, threshold from the metrics, and the
+    curvature its threshold is on (the effective sharpness for adaptive rules and tuners)."""
+    from eoslab.rules import RULES
     runs = []
     for rid in run_ids:
         rec = store.get_run(rid)
@@ -90,6 +101,9 @@ def runs_from_store(store, run_ids: Sequence[int]) -> list[dict]:
         thr = metrics.get("threshold")
         opt = rec.config.get("optimizer", {})
         label = f"{opt.get('name', '?')} η={opt.get('lr')}"
+        rule = RULES.get(opt.get("name"))
+        effective = rule is not None and (rule.adaptive or rule.tuner) and "effective_sharpness" in metrics
         runs.append(dict(label=label, metrics=metrics, diverged_step=rec.diverged_step,
+                         curvature="effective_sharpness" if effective else "sharpness",
                          threshold=float(np.asarray(thr[1])[0]) if thr is not None and len(thr[1]) else None))
     return runs
