@@ -140,3 +140,21 @@ class EventDetector:
                                       loss_max=loss_max, loss_before=loss0, sharpness=sharpness,
                                       sharpness_max=sharp_max))
         return out
+
+
+def detect_events(metrics: dict, rules: EventRules | None = None, *, loss: str = "train_loss") -> list[Event]:
+    """The events of a stored run, replayed measurement by measurement from its metrics.
+
+    ``metrics``: ``{name: (steps, values)}`` as the run store returns them.
+    The measurements are the steps of ``loss`` (the training loss at
+    evaluation steps); the sharpness and edge ratio count where their solve
+    converged (``sharpness_converged``), as in :class:`~eoslab.monitor.Monitor`.
+    """
+    det = EventDetector(rules)
+    at = lambda name: dict(zip(*(a.tolist() for a in metrics[name]))) if name in metrics else {}
+    lam, ratio, conv = at("sharpness"), at("edge_ratio"), at("sharpness_converged")
+    steps, losses = metrics[loss]
+    for t, value in zip(steps.tolist(), losses.tolist()):
+        ok = conv.get(t, 1.0) == 1.0
+        det.update(t, value, lam.get(t, math.nan) if ok else math.nan, ratio.get(t, math.nan) if ok else math.nan)
+    return det.events

@@ -70,3 +70,21 @@ def test_uncertified_sharpness_is_skipped_by_the_curvature_rules():
 def test_bad_rules_are_one_sentence(kw):
     with pytest.raises(ValueError, match=f"EventRules {list(kw)[0]}="):
         EventRules(**kw)
+
+
+def test_replaying_a_stored_run_uses_certified_values_at_the_loss_steps():
+    """detect_events on store-shaped metrics: the events sit where numpy says they must on the stored curves."""
+    from eoslab.monitor import detect_events
+    steps = np.arange(0, 500, 50)
+    lam = np.array([4.0, 4.1, 4.3, 4.5, 5.5, 7.0, 9.5, 10.2, 9.8, 10.1])
+    ratio = lam / 10.0
+    conv = np.ones(len(steps))
+    conv[4] = 0.0  # step 200 is budget-capped: not certified, so it cannot fire anything
+    metrics = {"train_loss": (steps, np.linspace(1, 0.1, len(steps))), "sharpness": (steps, lam),
+               "edge_ratio": (steps, ratio), "sharpness_converged": (steps, conv)}
+    got = {e.name: e.step for e in detect_events(metrics)}
+    ok = conv == 1
+    rise = np.flatnonzero(ok & (lam >= 1.1 * np.minimum.accumulate(np.where(ok, lam, np.inf))) & (ratio < 0.95))
+    edge = np.flatnonzero(ok & (ratio >= 0.95))
+    assert got == {"progressive_sharpening": int(steps[rise[0]]), "edge_reached": int(steps[edge[0]])}
+    assert got["progressive_sharpening"] == 150 and got["edge_reached"] == 300
