@@ -24,7 +24,9 @@ Two ways to call it:
   messages of the events that fired, :mod:`eoslab.monitor.events`, each
   also printed once).  With ``store`` (a results directory or a
   :class:`~eoslab.store.RunStore`) every measurement and event is a metric
-  row of one run, so ``eoslab runs/show/plot/export`` work on it;
+  row of one run, so ``eoslab runs/show/plot/export`` work on it; with
+  ``tensorboard`` (a folder) they are also TensorBoard scalars
+  ``eoslab/<metric>`` and ``events/<event>`` (:mod:`eoslab.monitor.tensorboard`);
 * ``state = monitor.init(params, opt_state)`` and
   ``metrics, state = monitor.measure(state, params, opt_state)``: pure
   functions (state in, state out) for use inside ``jax.jit`` or
@@ -82,6 +84,7 @@ class Monitor:
                  k: int = 1, tol: float = 1e-3, max_hvps: int = 0, refresh_every: int = 500,
                  batch: Any = None, nesterov: bool = False, eps_in_sqrt: bool = True,
                  preconditioner: Callable | None = None, threshold: float | None = None, store=None,
+                 tensorboard: str | Path | None = None,
                  name: str = "monitor", events: EventRules | None = None, verbose: bool = True, seed: int = 0,
                  **hyper):
         if not callable(loss_fn):
@@ -109,6 +112,7 @@ class Monitor:
         self.detector = EventDetector(events)
         self._store_arg, self._name = store, name
         self._store = self._run_id = None
+        self._tensorboard, self._tb = tensorboard, None
         self._state: MonitorState | None = None
         self._last_step: int | None = None
         self._probes = None
@@ -205,6 +209,12 @@ class Monitor:
         return out
 
     def _write(self, step: int, out: dict, fired) -> None:
+        scalars = {k: v for k, v in out.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if self._tensorboard is not None:
+            from eoslab.monitor.tensorboard import ScalarWriter
+            self._tb = self._tb or ScalarWriter(self._tensorboard)
+            self._tb.write(step, {**{f"eoslab/{k}": v for k, v in scalars.items()},
+                                  **{f"events/{e.name}": 1.0 for e in fired}})
         if self._store_arg is None:
             return
         from eoslab.store import RunStore
@@ -213,8 +223,7 @@ class Monitor:
             self._store = RunStore.in_dir(Path(self._store_arg)) if own else self._store_arg
             self._own_store = own
             self._run_id = self._store.start_run(self.describe(), name=self._name, seed=self.seed)
-        rows = {k: (np.asarray([step]), np.asarray([v], np.float64)) for k, v in out.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "error"}
+        rows = {k: (np.asarray([step]), np.asarray([v], np.float64)) for k, v in scalars.items() if k != "error"}
         rows["sharpness_converged"] = (np.asarray([step]), np.asarray([float(out["converged"])]))
         for e in fired:
             rows[f"event_{e.name}"] = (np.asarray([step]), np.asarray([1.0]))
@@ -231,6 +240,9 @@ class Monitor:
 
     def close(self, status: str = "completed") -> None:
         """Finish the stored run (``completed``, or ``diverged`` when the divergence event fired)."""
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
         if self._store is not None:
             div = next((e.step for e in self.detector.events if e.name == "divergence"), None)
             self._store.finish_run(self._run_id, "diverged" if div is not None else status, diverged_step=div)

@@ -148,3 +148,20 @@ def test_an_optax_state_without_injected_hyperparameters_is_one_sentence():
     state = optax.adam(1e-3).init(init())
     with pytest.raises(ValueError, match="build the optimizer with optax.inject_hyperparams"):
         Monitor(loss, verbose=False).update(0, init(), state)
+
+
+def test_tensorboard_scalars_read_back_by_tensorboard(tmp_path):
+    """The event files are read by TensorBoard's own reader: every measurement and event, at its step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from eoslab.monitor.tensorboard import crc32c
+    assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+    mon = Monitor(loss, optimizer="gd", lr=0.3, every=5, tol=1e-8, tensorboard=tmp_path / "tb", verbose=False)
+    _, _, outs = train(optax.sgd(0.3), 10, mon)
+    mon.close()
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    for name in ("sharpness", "edge_ratio", "effective_sharpness", "loss", "threshold"):
+        got = acc.Scalars(f"eoslab/{name}")
+        assert [e.step for e in got] == [5, 10]
+        np.testing.assert_allclose([e.value for e in got], [outs[5][name], outs[10][name]], rtol=1e-6)
