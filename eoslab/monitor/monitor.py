@@ -232,9 +232,13 @@ class Monitor:
     def describe(self) -> dict:
         """The monitor's settings as the run's config in the store."""
         rule = self.rule_of
-        opt = ({} if rule is None else
-               {"name": rule.rule.name, **({"lr": rule.lr} if not rule.injected else {"lr": "injected"}),
-                **(dataclasses.asdict(rule.hp) if dataclasses.is_dataclass(rule.hp) else {})})
+        if rule is None:
+            opt = {}
+        elif isinstance(rule.rule, _Explicit):
+            opt = {"name": rule.rule.name, "threshold": rule.rule.threshold(None, None)}
+        else:
+            opt = {"name": rule.rule.name, "lr": "injected" if rule.injected else rule.lr,
+                   **(dataclasses.asdict(rule.hp) if dataclasses.is_dataclass(rule.hp) else {})}
         return {"name": self._name, "monitor": {"every": self.every, **dataclasses.asdict(self.settings)},
                 "optimizer": opt}
 
