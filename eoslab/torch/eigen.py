@@ -135,7 +135,7 @@ def solve(matvec: Callable, n: int, k: int, *, tol: float, max_hvps: int, start:
         out = (theta, s, res, err, False)
     theta, s, res, err, done = out
     q = torch.stack(rows[:m])
-    vecs = (s[:, :k].T @ q)
+    vecs = (s[:, :k + 1].T @ q)  # the k wanted Ritz vectors and, when there is one, the next (a tracker's guard)
     return theta[:k], vecs, err[:k], res[:k], m, done and m >= k
 
 
@@ -177,4 +177,4 @@ def top_eigenpairs(loss_fn: Callable, params: Params, k: int = 1, *, tol: float 
     start = torch.randn(k, n, generator=gen, dtype=dtype).to(device)
     values, vecs, err, res, m, ok = solve(lambda x: sign * op(x), n, k, tol=tol, max_hvps=budget, start=start,
                                           gen=gen)
-    return EigenResult(sign * values, [unflatten(v, params) for v in vecs], err, res, m, ok)
+    return EigenResult(sign * values, [unflatten(v, params) for v in vecs[:k]], err, res, m, ok)
