@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from eoslab.monitor.events import EventDetector, EventRules
+from eoslab.monitor.recording import Recorder
 from eoslab.monitor.optimizers import RuleOf, rule_by_name, rule_from_optax
 from eoslab.probes import MemberFacts, PreconditionedSharpness, ProbeContext, Sharpness
 from eoslab.probes.base import EvalView
@@ -109,10 +109,9 @@ class Monitor:
             if lr is None:
                 raise ValueError(f"optimizer={optimizer!r} needs lr= (its step size eta).")
             self.rule_of = rule_by_name(optimizer, lr, **hyper)
-        self.detector = EventDetector(events)
-        self._store_arg, self._name = store, name
-        self._store = self._run_id = None
-        self._tensorboard, self._tb = tensorboard, None
+        self._name = name
+        self._rec = Recorder(store=store, tensorboard=tensorboard, name=name, seed=seed, events=events,
+                             verbose=verbose, describe=self.describe)
         self._state: MonitorState | None = None
         self._last_step: int | None = None
         self._probes = None
@@ -198,36 +197,7 @@ class Monitor:
         refresh = (self._last_step is not None and every > 0 and step // every > self._last_step // every)
         metrics, self._state = self._measure(self._state, params, opt_state, refresh)
         self._last_step = step
-        out = self.finish(step, jax.device_get(metrics))
-        fired = self.detector.update(step, out["loss"], out["sharpness"] if out["converged"] else math.nan,
-                                     out["edge_ratio"] if out["converged"] else math.nan)
-        out["events"] = [e.message for e in fired]
-        for e in fired:
-            if self.verbose:
-                print(f"[eoslab] {e.message}", file=sys.stderr)
-        self._write(step, out, fired)
-        return out
-
-    def _write(self, step: int, out: dict, fired) -> None:
-        scalars = {k: v for k, v in out.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        if self._tensorboard is not None:
-            from eoslab.monitor.tensorboard import ScalarWriter
-            self._tb = self._tb or ScalarWriter(self._tensorboard)
-            self._tb.write(step, {**{f"eoslab/{k}": v for k, v in scalars.items()},
-                                  **{f"events/{e.name}": 1.0 for e in fired}})
-        if self._store_arg is None:
-            return
-        from eoslab.store import RunStore
-        if self._store is None:
-            own = not isinstance(self._store_arg, RunStore)
-            self._store = RunStore.in_dir(Path(self._store_arg)) if own else self._store_arg
-            self._own_store = own
-            self._run_id = self._store.start_run(self.describe(), name=self._name, seed=self.seed)
-        rows = {k: (np.asarray([step]), np.asarray([v], np.float64)) for k, v in scalars.items() if k != "error"}
-        rows["sharpness_converged"] = (np.asarray([step]), np.asarray([float(out["converged"])]))
-        for e in fired:
-            rows[f"event_{e.name}"] = (np.asarray([step]), np.asarray([1.0]))
-        self._store.log_metrics(self._run_id, rows)
+        return self._rec.record(step, self.finish(step, jax.device_get(metrics)))
 
     def describe(self) -> dict:
         """The monitor's settings as the run's config in the store."""
@@ -242,17 +212,13 @@ class Monitor:
         return {"name": self._name, "monitor": {"every": self.every, **dataclasses.asdict(self.settings)},
                 "optimizer": opt}
 
+    @property
+    def detector(self) -> EventDetector:
+        return self._rec.detector
+
     def close(self, status: str = "completed") -> None:
         """Finish the stored run (``completed``, or ``diverged`` when the divergence event fired)."""
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
-        if self._store is not None:
-            div = next((e.step for e in self.detector.events if e.name == "divergence"), None)
-            self._store.finish_run(self._run_id, "diverged" if div is not None else status, diverged_step=div)
-            if self._own_store:
-                self._store.close()
-            self._store = None
+        self._rec.close(status)
 
     def __enter__(self):
         return self

@@ -15,6 +15,7 @@ Needs PyTorch (``pip install 'eoslab[torch]'``).  The module is named
 """
 from eoslab.torch.eigen import EigenResult, top_eigenpairs
 from eoslab.torch.products import flat_hvp, hvp
+from eoslab.torch.monitor import Monitor
 from eoslab.torch.tracker import SharpnessTracker, TrackerState
 
-__all__ = ["EigenResult", "SharpnessTracker", "TrackerState", "flat_hvp", "hvp", "top_eigenpairs"]
+__all__ = ["EigenResult", "Monitor", "SharpnessTracker", "TrackerState", "flat_hvp", "hvp", "top_eigenpairs"]
