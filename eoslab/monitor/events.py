@@ -7,8 +7,10 @@ its rule first holds.  The rules are fixed here, with their defaults
 
 * ``progressive_sharpening`` (Cohen et al. 2021): the sharpness has risen
   to ``(1 + sharpening_rise)`` times its lowest value so far (default +10%)
-  while the edge ratio is still below ``edge``; the event's ``since`` is the
-  step of that lowest value (where the rise began).  Once per run.
+  while the edge ratio is still below ``edge`` and the edge has not been
+  reached before (sharpening that starts at the edge is not progressive);
+  the event's ``since`` is the step of that lowest value (where the rise
+  began).  Once per run.
 * ``edge_reached``: the edge ratio reaches ``edge`` (default 0.95: within 5% of
   the threshold, where GD's iterates stop contracting along the top
   eigenvector) for the first time.  Once per run.
@@ -104,8 +106,8 @@ class EventDetector:
             if self._min_sharp is None or sharpness < self._min_sharp[0]:
                 self._min_sharp = (sharpness, step)
             low, since = self._min_sharp
-            if ("progressive_sharpening" not in self._fired and low > 0 and sharpness >= (1 + r.sharpening_rise) * low
-                    and (not ratio_ok or edge_ratio < r.edge)):
+            if ("progressive_sharpening" not in self._fired and "edge_reached" not in self._fired and low > 0
+                    and sharpness >= (1 + r.sharpening_rise) * low and (not ratio_ok or edge_ratio < r.edge)):
                 self._fired.add("progressive_sharpening")
                 out.append(self._fire("progressive_sharpening", step,
                                       f"progressive sharpening since step {since}: sharpness {low:.4g} -> "

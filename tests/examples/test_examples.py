@@ -35,3 +35,17 @@ def test_flax_adam_example_reaches_the_adaptive_edge_and_stores_its_events(tmp_p
     after = ratio[steps > events["edge_reached"] + 100]
     assert len(after) >= 5 and 0.85 < np.median(after) < 1.15
     assert np.all(m["sharpness_converged"][1] == 1.0)
+
+
+def test_torch_adam_example_reaches_the_adaptive_edge_and_stores_its_events(tmp_path):
+    result = load("torch_adam_digits").main(["--out", str(tmp_path)])
+    events = dict(result["events"])
+    assert "edge_reached" in events
+    with RunStore.in_dir(tmp_path) as store:
+        (run,) = store.list_runs()
+        assert run.status == "completed" and run.config["optimizer"]["torch"] == "adam"
+        m = store.get_metrics(run.id)
+    steps, ratio = m["edge_ratio"]
+    assert events["edge_reached"] == int(steps[np.argmax(ratio >= 0.95)])
+    after = ratio[steps > events["edge_reached"] + 100]
+    assert len(after) >= 5 and 0.85 < np.median(after) < 1.15  # at Adam's threshold 38, as in the flax example

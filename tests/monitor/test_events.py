@@ -24,6 +24,8 @@ def test_progressive_sharpening_fires_at_plus_10_percent_and_names_where_it_bega
     # a flat sharpness (within 10%) never fires; nor does a rise that starts at the edge already
     assert "progressive_sharpening" not in run([1.0] * 8, [5.0, 5.2, 4.9, 5.3, 5.1, 5.0, 5.35, 5.3])[0]
     assert "progressive_sharpening" not in run([1.0] * 4, [10, 9, 11, 12.0], [0.96, 0.9, 1.0, 1.1])[0]
+    # once the edge was reached, a later rise (after a dip below 0.95) is not progressive sharpening
+    assert "progressive_sharpening" not in run([1.0] * 4, [5.0, 9.6, 9.0, 10.0], [0.5, 0.96, 0.9, 0.94])[0]
 
 
 def test_edge_reached_once_at_095():
