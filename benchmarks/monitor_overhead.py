@@ -14,6 +14,10 @@ excluded (each loop runs once untimed first):
 * ``monitor, sharpness only``: the same with ``preconditioner`` unknown (no
   optimizer state passed): lambda_1(H) only.
 
+The same three loops in PyTorch (``torch.nn`` MLP of the same shape,
+``torch.optim.Adam``, ``eoslab.torch.Monitor``), when PyTorch is installed
+(``--no-torch`` skips them).
+
 Printed: the wall time of each and its ratio to the bare loop, and the mean
 HVPs per measurement (exact counts).
 
@@ -65,6 +69,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--n-train", type=int, default=1000)
     ap.add_argument("--tol", type=float, default=1e-3)
+    ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch loops")
     args = ap.parse_args(argv)
     if args.quick:
         args.steps, args.rounds = 200, 1
@@ -125,12 +130,67 @@ def main(argv=None) -> dict:
         h = f"{np.mean(hv[kind]):.1f}" if hv[kind] else "-"
         su = f"{setup[kind]:.2f}" if kind != "bare" else "-"
         print(f"{kind:<28}{best[kind]:>9.2f}{best[kind] / best['bare']:>8.2f}x{h:>18}{su:>10}")
+    if not args.no_torch:
+        results_torch = torch_loops(args, x, y)
     results = {"seconds": best, "setup_seconds": setup, "ratio": {k: best[k] / best["bare"] for k in kinds},
                "hvps_per_measurement": {k: float(np.mean(v)) if v else None for k, v in hv.items()},
                "conditions": vars(args) | {"dim": dim, "cores": CORES}}
+    if not args.no_torch:
+        results["torch"] = results_torch
     if args.json:
         write_json(Path(args.json), results)
     return results
+
+
+def torch_loops(args, x, y) -> dict:
+    """The bare and monitored loops in PyTorch (same data, shape, optimizer and schedule of measurements)."""
+    import torch
+    from torch.func import functional_call
+
+    import eoslab.torch as et
+    torch.set_num_threads(len(CORES))
+    xt, yt = torch.as_tensor(np.asarray(x)), torch.as_tensor(np.asarray(y))
+
+    def loop(kind: str):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(xt.shape[1], args.width), torch.nn.Tanh(),
+                                    torch.nn.Linear(args.width, args.width), torch.nn.Tanh(),
+                                    torch.nn.Linear(args.width, 10))
+        loss_fn = lambda p: 0.5 * ((functional_call(model, p, (xt,)) - yt) ** 2).sum(-1).mean()  # noqa: E731
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+        mon = (None if kind == "bare" else
+               et.Monitor(model, loss_fn, optimizer=opt if kind == "monitor" else None, every=args.every,
+                          tol=args.tol, verbose=False))
+        hvps, first = [], 0.0
+        t0 = time.perf_counter()
+        for t in range(1, args.steps + 1):
+            opt.zero_grad()
+            loss_fn(dict(model.named_parameters())).backward()
+            opt.step()
+            if mon is not None:
+                t1 = time.perf_counter()
+                out = mon.update(t)
+                if out is not None:
+                    if not hvps:
+                        first = time.perf_counter() - t1
+                    hvps.append(out["sharpness_hvps"] + out.get("effective_sharpness_hvps", 0.0))
+        return time.perf_counter() - t0 - first, first, hvps
+
+    kinds = ("bare", "monitor", "monitor, sharpness only")
+    best, setup, hv = {k: float("inf") for k in kinds}, {k: float("inf") for k in kinds}, {}
+    for _ in range(args.rounds):
+        for kind in kinds:
+            seconds, first, hvps = loop(kind)
+            best[kind], setup[kind] = min(best[kind], seconds), min(setup[kind], first)
+            hv[kind] = hvps
+    print(f"PyTorch {torch.__version__} ({torch.get_num_threads()} thread(s)): the same loops")
+    print(f"{'loop':<28}{'wall s':>9}{'vs bare':>9}{'HVPs/measurement':>18}{'first s':>10}")
+    for kind in kinds:
+        h = f"{np.mean(hv[kind]):.1f}" if hv[kind] else "-"
+        su = f"{setup[kind]:.2f}" if kind != "bare" else "-"
+        print(f"{kind:<28}{best[kind]:>9.2f}{best[kind] / best['bare']:>8.2f}x{h:>18}{su:>10}")
+    return {"seconds": best, "first_measurement_seconds": setup, "ratio": {k: best[k] / best["bare"] for k in kinds},
+            "hvps_per_measurement": {k: float(np.mean(v)) if v else None for k, v in hv.items()}}
 
 
 if __name__ == "__main__":

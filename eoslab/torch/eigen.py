@@ -146,7 +146,8 @@ def top_eigenpairs(loss_fn: Callable, params: Params, k: int = 1, *, tol: float 
 
     ``params``: a dict of named tensors; ``precond``: a positive dict like it
     (eigenvalues of P^{-1} H); ``max_hvps``: budget (default min(dim, max(100, 20 k)));
-    ``mode``: the product, forward-over-reverse with a double-backward fallback ("auto").
+    ``mode``: the Hessian-vector product (:mod:`eoslab.torch.products`; "auto": one kept gradient graph
+    per solve, one backward pass per product).
     """
     if not isinstance(params, dict) or not params:
         raise TypeError("params must be a non-empty dict of named tensors, e.g. "

@@ -66,7 +66,7 @@ def test_preconditioned_against_the_dense_symmetric_operator():
     certified(res, ev[::-1][:2], 1e-8)
 
 
-def test_a_small_cnn_and_both_product_modes():
+def test_a_small_cnn_and_every_product_mode():
     torch.manual_seed(2)
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.Tanh(), torch.nn.Flatten(),
                                 torch.nn.Linear(3 * 4 * 4, 2))
@@ -74,7 +74,7 @@ def test_a_small_cnn_and_both_product_modes():
     params = {k: v.detach() for k, v in model.named_parameters()}
     loss_fn = lambda p: 0.5 * ((functional_call(model, p, (x,)) - y) ** 2).sum(-1).mean()  # noqa: E731
     ev = dense(loss_fn, params).numpy()
-    for mode in ("forward", "double"):
+    for mode in ("graph", "forward", "double"):
         res = et.top_eigenpairs(loss_fn, params, k=2, tol=1e-8, mode=mode)
         np.testing.assert_allclose(res.eigenvalues.numpy(), ev[::-1][:2], rtol=1e-6)
 
