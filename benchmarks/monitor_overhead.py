@@ -59,6 +59,31 @@ class MLP(nn.Module):
         return nn.Dense(10)(x)
 
 
+KINDS = ("bare", "monitor", "monitor, sharpness only")
+
+
+def interleaved(loop, rounds: int):
+    """Each loop kind ``rounds`` times, interleaved: fastest wall, fastest first measurement, last HVP counts."""
+    best, setup, hv = {k: float("inf") for k in KINDS}, {k: float("inf") for k in KINDS}, {}
+    for _ in range(rounds):
+        for kind in KINDS:
+            seconds, first, hvps = loop(kind)
+            best[kind], setup[kind] = min(best[kind], seconds), min(setup[kind], first)
+            hv[kind] = hvps
+    return best, setup, hv
+
+
+def table(best: dict, setup: dict, hv: dict, first_label: str) -> dict:
+    """Print the loops' wall times, ratios to the bare loop and HVPs per measurement; return them."""
+    print(f"{'loop':<28}{'wall s':>9}{'vs bare':>9}{'HVPs/measurement':>18}{first_label:>10}")
+    for kind in KINDS:
+        h = f"{np.mean(hv[kind]):.1f}" if hv[kind] else "-"
+        su = f"{setup[kind]:.2f}" if kind != "bare" else "-"
+        print(f"{kind:<28}{best[kind]:>9.2f}{best[kind] / best['bare']:>8.2f}x{h:>18}{su:>10}")
+    return {"seconds": best, "first_measurement_seconds": setup, "ratio": {k: best[k] / best["bare"] for k in KINDS},
+            "hvps_per_measurement": {k: float(np.mean(v)) if v else None for k, v in hv.items()}}
+
+
 def main(argv=None) -> dict:
     ap = benchmark_parser(__doc__.splitlines()[0], quick_help="200 steps, one round",
                           threads_help="cores to pin to (default 1)")
@@ -109,34 +134,17 @@ def main(argv=None) -> dict:
         jax.block_until_ready(params)
         return time.perf_counter() - t0 - first, first, hvps
 
-    kinds = ("bare", "monitor", "monitor, sharpness only")
     loop("bare")  # compile the step (untimed)
-    best = {k: float("inf") for k in kinds}
-    setup = {k: float("inf") for k in kinds}
-    hv = {}
-    for _ in range(args.rounds):
-        for kind in kinds:
-            seconds, first, hvps = loop(kind)
-            best[kind], setup[kind] = min(best[kind], seconds), min(setup[kind], first)
-            hv[kind] = hvps
+    best, setup, hv = interleaved(loop, args.rounds)
     print(f"machine    {machine_line(CORES)}")
     print(f"setting    digits {args.n_train} examples, flax MLP tanh [{args.width}, {args.width}] ({dim} parameters), "
           f"MSE, full-batch Adam eta={args.lr}, {args.steps} steps; monitor every {args.every} steps, tol {args.tol}; "
           f"fastest of {args.rounds} interleaved round(s)")
     print("wall s: the loop without the monitor's first measurement, which is timed on its own (setup s: the "
           "compilation of the monitor's solves and the cold solve at the first measured step; once per run)")
-    print(f"{'loop':<28}{'wall s':>9}{'vs bare':>9}{'HVPs/measurement':>18}{'setup s':>10}")
-    for kind in kinds:
-        h = f"{np.mean(hv[kind]):.1f}" if hv[kind] else "-"
-        su = f"{setup[kind]:.2f}" if kind != "bare" else "-"
-        print(f"{kind:<28}{best[kind]:>9.2f}{best[kind] / best['bare']:>8.2f}x{h:>18}{su:>10}")
+    results = table(best, setup, hv, "setup s") | {"conditions": vars(args) | {"dim": dim, "cores": CORES}}
     if not args.no_torch:
-        results_torch = torch_loops(args, x, y)
-    results = {"seconds": best, "setup_seconds": setup, "ratio": {k: best[k] / best["bare"] for k in kinds},
-               "hvps_per_measurement": {k: float(np.mean(v)) if v else None for k, v in hv.items()},
-               "conditions": vars(args) | {"dim": dim, "cores": CORES}}
-    if not args.no_torch:
-        results["torch"] = results_torch
+        results["torch"] = torch_loops(args, x, y)
     if args.json:
         write_json(Path(args.json), results)
     return results
@@ -176,21 +184,9 @@ def torch_loops(args, x, y) -> dict:
                     hvps.append(out["sharpness_hvps"] + out.get("effective_sharpness_hvps", 0.0))
         return time.perf_counter() - t0 - first, first, hvps
 
-    kinds = ("bare", "monitor", "monitor, sharpness only")
-    best, setup, hv = {k: float("inf") for k in kinds}, {k: float("inf") for k in kinds}, {}
-    for _ in range(args.rounds):
-        for kind in kinds:
-            seconds, first, hvps = loop(kind)
-            best[kind], setup[kind] = min(best[kind], seconds), min(setup[kind], first)
-            hv[kind] = hvps
+    best, setup, hv = interleaved(loop, args.rounds)
     print(f"PyTorch {torch.__version__} ({torch.get_num_threads()} thread(s)): the same loops")
-    print(f"{'loop':<28}{'wall s':>9}{'vs bare':>9}{'HVPs/measurement':>18}{'first s':>10}")
-    for kind in kinds:
-        h = f"{np.mean(hv[kind]):.1f}" if hv[kind] else "-"
-        su = f"{setup[kind]:.2f}" if kind != "bare" else "-"
-        print(f"{kind:<28}{best[kind]:>9.2f}{best[kind] / best['bare']:>8.2f}x{h:>18}{su:>10}")
-    return {"seconds": best, "first_measurement_seconds": setup, "ratio": {k: best[k] / best["bare"] for k in kinds},
-            "hvps_per_measurement": {k: float(np.mean(v)) if v else None for k, v in hv.items()}}
+    return table(best, setup, hv, "first s")
 
 
 if __name__ == "__main__":

@@ -44,8 +44,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eoslab.monitor.events import EventDetector, EventRules
-from eoslab.monitor.recording import Recorder
+from eoslab.monitor.events import EventRules
+from eoslab.monitor.recording import Recorded, Recorder
 from eoslab.monitor.optimizers import RuleOf, rule_by_name, rule_from_optax
 from eoslab.probes import MemberFacts, PreconditionedSharpness, ProbeContext, Sharpness
 from eoslab.probes.base import EvalView
@@ -77,7 +77,7 @@ class MonitorState:
 jax.tree_util.register_dataclass(MonitorState, data_fields=["probes"], meta_fields=[])
 
 
-class Monitor:
+class Monitor(Recorded):
     """Sharpness, effective sharpness and edge ratio of a training loop (see the module docstring)."""
 
     def __init__(self, loss_fn: Callable, *, optimizer: str | None = None, lr: float | None = None, every: int = 10,
@@ -211,17 +211,3 @@ class Monitor:
                    **(dataclasses.asdict(rule.hp) if dataclasses.is_dataclass(rule.hp) else {})}
         return {"name": self._name, "monitor": {"every": self.every, **dataclasses.asdict(self.settings)},
                 "optimizer": opt}
-
-    @property
-    def detector(self) -> EventDetector:
-        return self._rec.detector
-
-    def close(self, status: str = "completed") -> None:
-        """Finish the stored run (``completed``, or ``diverged`` when the divergence event fired)."""
-        self._rec.close(status)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close("failed" if exc[0] is not None else "completed")

@@ -18,6 +18,25 @@ import numpy as np
 from eoslab.monitor.events import EventDetector, EventRules
 
 
+class Recorded:
+    """Base of the monitors: their :class:`Recorder` (``self._rec``), its detector, ``close`` and ``with``."""
+    _rec: "Recorder"
+
+    @property
+    def detector(self) -> EventDetector:
+        return self._rec.detector
+
+    def close(self, status: str = "completed") -> None:
+        """Finish the stored run (``completed``, or ``diverged`` when the divergence event fired)."""
+        self._rec.close(status)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close("failed" if exc[0] is not None else "completed")
+
+
 class Recorder:
     """Events, store and TensorBoard for one monitored run (see the module docstring)."""
 

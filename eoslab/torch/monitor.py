@@ -26,14 +26,14 @@ from typing import Callable
 import torch
 
 from eoslab.monitor.events import EventRules
-from eoslab.monitor.recording import Recorder
+from eoslab.monitor.recording import Recorded, Recorder
 from eoslab.torch.optimizers import TorchRule, preconditioner, rule_of
 from eoslab.torch.tracker import SharpnessTracker
 
 _DROPOUT = (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d, torch.nn.AlphaDropout)
 
 
-class Monitor:
+class Monitor(Recorded):
     """Measure a PyTorch training loop every ``every`` steps (see the module docstring).
 
     ``loss_fn(params)`` is the loss of a dict of named tensors, built with
@@ -56,10 +56,6 @@ class Monitor:
         self.seed, self._state, self._pstate = seed, None, None
         self._rec = Recorder(store=store, tensorboard=tensorboard, name=name, seed=seed, events=events,
                              verbose=verbose, describe=self.describe)
-
-    @property
-    def detector(self):
-        return self._rec.detector
 
     def describe(self) -> dict:
         opt = {} if self.rule is None else {"name": self.rule.rule.name, "lr": self.rule.lr, "torch": self.rule.kind}
@@ -124,12 +120,3 @@ class Monitor:
         out.update(effective_sharpness=lam, edge_ratio=lam / thr, effective_sharpness_hvps=float(res.num_hvps),
                    effective_sharpness_error=float(res.errors[0]), effective_sharpness_converged=float(res.converged))
         out["converged"] = out["converged"] and bool(res.converged)
-
-    def close(self, status: str = "completed") -> None:
-        self._rec.close(status)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close("failed" if exc[0] is not None else "completed")
