@@ -47,7 +47,7 @@ import numpy as np
 from eoslab.monitor.events import EventRules
 from eoslab.monitor.recording import Recorded, Recorder
 from eoslab.monitor.optimizers import RuleOf, rule_by_name, rule_from_optax
-from eoslab.probes import MemberFacts, PreconditionedSharpness, ProbeContext, Sharpness
+from eoslab.probes import MemberFacts, PreconditionedSharpness, ProbeContext, Sharpness, member_facts
 from eoslab.probes.base import EvalView
 from eoslab.train.config import ProbeConfig
 
@@ -163,10 +163,7 @@ class Monitor(Recorded):
         """The thresholds at step size ``eta`` (None without a rule)."""
         if self.rule_of is None or not math.isfinite(eta):
             return None
-        rule, hp = self.rule_of.rule, self.rule_of.hp
-        eff = float(rule.threshold(eta, hp))
-        raw = eff if rule.adaptive else eff / eta
-        return MemberFacts(eta, raw, eff)
+        return member_facts(self.rule_of.rule, self.rule_of.hp, eta)
 
     def finish(self, step: int, metrics: dict) -> dict:
         """Plain floats of one measurement with the effective sharpness, thresholds and edge ratio (host, float64)."""

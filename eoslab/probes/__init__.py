@@ -5,7 +5,7 @@ the state of one before it).  :func:`build_probes` returns those a config
 turns on.  Adding a probe is one module and one line in :data:`PROBES`;
 one that is off by default is turned on by ``probes.enable = ["its name"]``.
 """
-from eoslab.probes.base import EvalView, MemberFacts, Probe, ProbeContext, StepView
+from eoslab.probes.base import EvalView, MemberFacts, Probe, ProbeContext, StepView, member_facts
 from eoslab.probes.gradient_norm import GradientNorm
 from eoslab.probes.loss_barrier import LossBarrier
 from eoslab.probes.preconditioned import PreconditionedSharpness
@@ -24,4 +24,5 @@ def build_probes(ctx: ProbeContext) -> tuple[Probe, ...]:
 
 
 __all__ = ["EvalView", "GradientNorm", "LossBarrier", "MemberFacts", "OPTIONAL", "PROBES", "PreconditionedSharpness",
-           "Probe", "ProbeContext", "Sharpness", "StepCurvature", "StepView", "Tuner", "build_probes"]
+           "Probe", "ProbeContext", "Sharpness", "StepCurvature", "StepView", "Tuner", "build_probes",
+           "member_facts"]

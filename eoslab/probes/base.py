@@ -100,6 +100,19 @@ class MemberFacts:
     effective_threshold: float
 
 
+def member_facts(rule, hp, eta: float) -> MemberFacts:
+    """The facts of a member trained by ``rule`` (hyper-parameters ``hp``) at step size ``eta``.
+
+    The effective threshold is the rule's (:meth:`eoslab.rules.Rule.threshold`);
+    the raw one is effective / eta for the SGD family (P = I / eta), and the
+    effective one for adaptive rules and tuners, whose thresholds are on lambda_1(P^{-1} H).
+    """
+    eta = float(eta)
+    eff = float(rule.threshold(eta, hp))
+    raw = eff if rule.adaptive or rule.tuner else float(rule.raw_threshold(eta, hp))
+    return MemberFacts(eta, raw, eff)
+
+
 Rows = dict[str, tuple[Any, Any]]  # metric -> (steps, values), float64 on the host
 
 

@@ -27,6 +27,7 @@ import torch
 
 from eoslab.monitor.events import EventRules
 from eoslab.monitor.recording import Recorded, Recorder
+from eoslab.probes.base import member_facts
 from eoslab.torch.optimizers import TorchRule, preconditioner, rule_of
 from eoslab.torch.tracker import SharpnessTracker
 
@@ -66,15 +67,17 @@ class Monitor(Recorded):
     @contextlib.contextmanager
     def _measuring(self):
         was = self.model.training
-        buffers = {n: b.clone() for n, b in self.model.named_buffers()}
+        # a train-mode forward updates running statistics: keep them to restore (eval mode leaves them alone)
+        buffers = {n: b.clone() for n, b in self.model.named_buffers()} if self.train_mode else {}
         self.model.train(self.train_mode)
         try:
             yield
         finally:
             self.model.train(was)
-            with torch.no_grad():  # running statistics as they were (a train-mode forward updates them)
+            with torch.no_grad():
                 for n, b in self.model.named_buffers():
-                    b.copy_(buffers[n])
+                    if n in buffers:
+                        b.copy_(buffers[n])
 
     def update(self, step: int) -> dict | None:
         """Measure at ``step`` if it is a multiple of ``every`` (else None): plain floats and ``events``."""
@@ -99,13 +102,12 @@ class Monitor(Recorded):
         return self._rec.record(step, out)
 
     def _effective(self, out: dict, params) -> None:
-        eta, thr = self.rule.lr, self.rule.threshold()
-        out.update(eta=eta, effective_threshold=thr)
+        facts = member_facts(self.rule.rule, self.rule.hp, self.rule.lr)
+        thr = facts.effective_threshold
+        out.update(eta=facts.eta, threshold=facts.threshold, effective_threshold=thr)
         if not self.rule.rule.adaptive:  # P = I / eta
-            out.update(effective_sharpness=eta * out["sharpness"], threshold=thr / eta,
-                       edge_ratio=out["sharpness"] / (thr / eta))
+            out.update(effective_sharpness=facts.eta * out["sharpness"], edge_ratio=out["sharpness"] / facts.threshold)
             return
-        out["threshold"] = thr
         try:
             P = dict(zip(params, preconditioner(self.optimizer, self.rule)))
         except ValueError:  # before the optimizer's first step there is no P_t yet

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from eoslab.probes import EvalView, MemberFacts, ProbeContext, Sharpness, StepView, build_probes
+from eoslab.probes import EvalView, MemberFacts, ProbeContext, Sharpness, StepView, build_probes, member_facts
 from eoslab.train.config import RunConfig
 from eoslab.train.ensemble import keep_where, scan_members
 from eoslab.train.objective import Problem, build_problem
@@ -90,13 +90,6 @@ class Trainer:
         return next((p for p in self.probes if p.name == name), None)
 
     # ---- step sizes and thresholds ------------------------------------------
-    def thresholds_for(self, etas) -> tuple[list[float], list[float]]:
-        """(threshold, effective threshold) of each eta: raw 2/eta-style for the SGD family, else effective."""
-        eff = [float(self.rule.threshold(float(eta), self.hp)) for eta in etas]
-        raw = (list(eff) if self.rule.adaptive or self.rule.tuner else
-               [float(self.rule.raw_threshold(float(eta), self.hp)) for eta in etas])
-        return raw, eff
-
     def facts(self, carry: Carry, values=None) -> list[MemberFacts]:
         """Each member's eta and thresholds in float64 on the host.
 
@@ -108,8 +101,7 @@ class Trainer:
             etas = [float(v) for v in np.asarray(carry.eta, np.float64)]
         else:
             etas = [float(v) for v in (self.cfg.lrs if values is None else values)]
-        raw, eff = self.thresholds_for(etas)
-        return [MemberFacts(e, r, f) for e, r, f in zip(etas, raw, eff)]
+        return [member_facts(self.rule, self.hp, eta) for eta in etas]
 
     # ---- initialisation -----------------------------------------------------
     def _init_member(self, seed):
