@@ -139,6 +139,22 @@ def solve(matvec: Callable, n: int, k: int, *, tol: float, max_hvps: int, start:
     return theta[:k], vecs, err[:k], res[:k], m, done and m >= k
 
 
+def operator(loss_fn: Callable, params: Params, precond: Params | None = None,
+             mode: str = "auto") -> tuple[Callable, int]:
+    """(x -> A x on flat vectors, the dimension): A = H, or P^{-1/2} H P^{-1/2} with ``precond`` (checked:
+    a positive dict with the names and shapes of ``params``)."""
+    matvec, n = flat_hvp(loss_fn, params, mode=mode)
+    if precond is None:
+        return matvec, n
+    if set(precond) != set(params) or any(precond[name].shape != params[name].shape for name in params):
+        raise ValueError("precond must be a dict with the names and shapes of params (P_t, positive).")
+    d = flatten({name: precond[name] for name in params}).to(next(iter(params.values())).dtype)
+    if not bool((d > 0).all()):
+        raise ValueError("precond must be positive everywhere (P_t includes the step size, e.g. sqrt(v)/lr).")
+    r = d.rsqrt()
+    return (lambda x: r * matvec(r * x)), n
+
+
 def top_eigenpairs(loss_fn: Callable, params: Params, k: int = 1, *, tol: float = 1e-4, which: str = "largest",
                    precond: Params | None = None, max_hvps: int | None = None, seed: int = 0,
                    mode: str = "auto") -> EigenResult:
@@ -154,7 +170,7 @@ def top_eigenpairs(loss_fn: Callable, params: Params, k: int = 1, *, tol: float 
                         "{k: v.detach() for k, v in model.named_parameters()}.")
     if which not in ("largest", "smallest"):
         raise ValueError(f"which={which!r} must be 'largest' or 'smallest'.")
-    matvec, n = flat_hvp(loss_fn, params, mode=mode)
+    op, n = operator(loss_fn, params, precond, mode)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
         raise ValueError(f"k={k!r} must be an integer between 1 and the number of parameters ({n}).")
     if not tol > 0:
@@ -164,15 +180,6 @@ def top_eigenpairs(loss_fn: Callable, params: Params, k: int = 1, *, tol: float 
         raise ValueError(f"max_hvps={max_hvps!r} must be at least k={k}.")
     first = next(iter(params.values()))
     dtype, device = first.dtype, first.device
-    op = matvec
-    if precond is not None:
-        if set(precond) != set(params) or any(precond[name].shape != params[name].shape for name in params):
-            raise ValueError("precond must be a dict with the names and shapes of params (P_t, positive).")
-        d = flatten({name: precond[name] for name in params}).to(dtype)
-        if not bool((d > 0).all()):
-            raise ValueError("precond must be positive everywhere (P_t includes the step size, e.g. sqrt(v)/lr).")
-        r = d.rsqrt()
-        op = lambda x: r * matvec(r * x)  # noqa: E731  P^{-1/2} H P^{-1/2}
     sign = 1.0 if which == "largest" else -1.0
     gen = torch.Generator().manual_seed(seed)
     start = torch.randn(k, n, generator=gen, dtype=dtype).to(device)

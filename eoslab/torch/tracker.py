@@ -18,8 +18,8 @@ from typing import Callable
 
 import torch
 
-from eoslab.torch.eigen import EigenResult, default_max_hvps, solve
-from eoslab.torch.products import Params, flat_hvp, flatten, unflatten
+from eoslab.torch.eigen import EigenResult, default_max_hvps, operator, solve
+from eoslab.torch.products import Params, unflatten
 
 
 @dataclasses.dataclass
@@ -40,13 +40,6 @@ class SharpnessTracker:
     jump: float = 0.1
     noise: float = 0.01
 
-    def _operator(self, loss_fn, params, precond):
-        matvec, n = flat_hvp(loss_fn, params)
-        if precond is None:
-            return matvec, n
-        r = flatten({name: precond[name] for name in params}).rsqrt()
-        return (lambda x: r * matvec(r * x)), n
-
     def _cold(self, op, n, like: torch.Tensor, gen) -> tuple:
         start = torch.randn(self.k, n, generator=gen, dtype=like.dtype).to(like.device)
         return solve(op, n, self.k, tol=self.tol, max_hvps=self.cold_max_hvps or default_max_hvps(n, self.k),
@@ -66,7 +59,7 @@ class SharpnessTracker:
     def init(self, loss_fn: Callable, params: Params, *, precond: Params | None = None,
              seed: int = 0) -> tuple[EigenResult, TrackerState]:
         """A cold solve at ``params``."""
-        op, n = self._operator(loss_fn, params, precond)
+        op, n = operator(loss_fn, params, precond)
         like = next(iter(params.values()))
         gen = torch.Generator().manual_seed(seed)
         out = self._cold(op, n, like, gen)
@@ -75,7 +68,7 @@ class SharpnessTracker:
     def update(self, loss_fn: Callable, params: Params, state: TrackerState, *, precond: Params | None = None,
                refresh: bool = False) -> tuple[EigenResult, TrackerState]:
         """A warm solve at new ``params`` from the previous vectors (and a cold check when asked or doubtful)."""
-        op, n = self._operator(loss_fn, params, precond)
+        op, n = operator(loss_fn, params, precond)
         like = next(iter(params.values()))
         gen = state.generator
         start = state.vectors.to(like.dtype)
