@@ -9,7 +9,8 @@ model, its threshold, and the edge ratio (1: at the edge of stability).
 The rule comes from (:mod:`eoslab.monitor.optimizers`):
 
 * an optax optimizer built with ``optax.inject_hyperparams`` (``optimizer=None``,
-  the default): the rule and its step size are read from ``opt_state``;
+  the default, or the optax optimizer itself): the rule and its step size are
+  read from ``opt_state``;
 * an eoslab rule by name with its step size and hyper-parameters
   (``optimizer="heavy-ball", lr=0.1, beta=0.9``);
 * an explicit ``preconditioner(opt_state) -> P`` (a positive pytree like
@@ -96,6 +97,14 @@ class Monitor(Recorded):
                              "threshold of lambda_1(P^-1 H)).")
         if hyper and optimizer is None:
             raise ValueError(f"{sorted(hyper)[0]}= needs optimizer= (an eoslab rule name, e.g. optimizer='adam').")
+        if optimizer is not None and not isinstance(optimizer, str):
+            if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+                raise TypeError(f"optimizer={optimizer!r} must be an eoslab rule name (e.g. 'adam') or the optax "
+                                "optimizer itself, built with optax.inject_hyperparams.")
+            if lr is not None or hyper:
+                raise ValueError("an optax optimizer carries its own hyper-parameters in its state: drop lr= and "
+                                 "the other keywords.")
+            optimizer = None  # an optax optimizer: its rule and step size are read from opt_state at each update
         self.loss = (lambda p: loss_fn(p, batch)) if batch is not None else loss_fn
         self.every, self.verbose, self.seed = every, verbose, seed
         self.settings = ProbeConfig(sharpness_k=k, tol=tol, eval_max_hvps=max_hvps, refresh_every=refresh_every)

@@ -165,3 +165,13 @@ def test_tensorboard_scalars_read_back_by_tensorboard(tmp_path):
         got = acc.Scalars(f"eoslab/{name}")
         assert [e.step for e in got] == [5, 10]
         np.testing.assert_allclose([e.value for e in got], [outs[5][name], outs[10][name]], rtol=1e-6)
+
+
+def test_the_optax_optimizer_itself_may_be_passed():
+    tx = optax.inject_hyperparams(optax.adam)(learning_rate=0.02)
+    params, state, outs = train(tx, 4, Monitor(loss, optimizer=tx, every=4, tol=1e-9, verbose=False))
+    assert outs[4]["threshold"] == pytest.approx(38.0)
+    with pytest.raises(ValueError, match="carries its own hyper-parameters"):
+        Monitor(loss, optimizer=tx, lr=0.1)
+    with pytest.raises(TypeError, match="must be an eoslab rule name"):
+        Monitor(loss, optimizer=3)
