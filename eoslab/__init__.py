@@ -7,7 +7,7 @@ starts fast and the CLI can configure BLAS threads before numpy loads):
     eoslab.hutchpp_trace, eoslab.spectral_density, eoslab.thresholds,
     eoslab.armijo, eoslab.polyak, eoslab.parabolic, eoslab.edge, eoslab.tuner_info,
     eoslab.line_profile, eoslab.load_config, eoslab.train, eoslab.RunStore, eoslab.load_runs, eoslab.export,
-    eoslab.Monitor (your own training loop)
+    eoslab.Monitor (your own training loop), eoslab.write_report (one HTML page of a results directory)
 """
 import importlib
 
@@ -24,11 +24,11 @@ _EXPORTS = {
     "export": "eoslab.store", "load_dataset": "eoslab.data", "make_model": "eoslab.models",
     "armijo": "eoslab.tuners", "polyak": "eoslab.tuners", "parabolic": "eoslab.tuners", "edge": "eoslab.tuners",
     "tuner_info": "eoslab.tuners", "line_profile": "eoslab.tuners", "get_rule": "eoslab.rules",
-    "Monitor": "eoslab.monitor", "EventRules": "eoslab.monitor",
+    "Monitor": "eoslab.monitor", "EventRules": "eoslab.monitor", "write_report": "eoslab.report",
     "InputError": "eoslab.errors", "ConfigError": "eoslab.errors", "DataError": "eoslab.errors",
 }
 _SUBMODULES = {"curvature", "thresholds", "rules", "losses", "store", "data", "models", "train",
-               "experiments", "plots", "errors", "tuners", "sweep", "probes", "monitor"}
+               "experiments", "plots", "errors", "tuners", "sweep", "probes", "monitor", "report"}
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
 
