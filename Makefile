@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-OUT    ?= results/demo
+RESULTS ?= results
 
 .PHONY: demo test test-slow bench clean
 
@@ -20,7 +20,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	touch $@
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/eoslab demo --out $(OUT)
+	$(VENV)/bin/eoslab demo --results $(RESULTS)
 
 # Two pytest workers (one per core): the suite is dominated by single-threaded XLA compilation.
 # Each compiled XLA CPU program maps memory (about 800 mappings per small trainer); a pytest worker compiles

@@ -1,6 +1,6 @@
 """A flax + optax Adam loop on digits, monitored by eoslab (your loop, eoslab's measurements).
 
-    python examples/flax_adam_digits.py [--steps 600] [--out results/example-flax]
+    python examples/flax_adam_digits.py [--steps 600] [--results results]
 
 Every 20 steps the monitor solves for the top Hessian eigenvalue of the
 training loss (certified), reads Adam's P_t from the optax state
@@ -8,8 +8,9 @@ training loss (certified), reads Adam's P_t from the optax state
 the preconditioned sharpness lambda_1(P^{-1} H) against Adam's threshold
 (2 + 2 beta1) / (1 - beta1) = 38: the edge ratio, 1 at the adaptive edge of
 stability (Cohen et al. 2022).  Events (progressive sharpening, edge
-reached, ...) are printed once.  The run lands in the run store of ``--out``,
-so ``eoslab runs --results-dir OUT`` and ``eoslab plot`` work on it.
+reached, ...) are printed once.  The run lands in the run store of
+``--results`` (default ``results``, where ``eoslab runs`` looks), so
+``eoslab runs``, ``eoslab plot`` and ``eoslab report`` work on it.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--lr", type=float, default=1e-2)
-    ap.add_argument("--out", default="results/example-flax")
+    ap.add_argument("--results", default="results", help="results directory (its run store runs.db)")
     args = ap.parse_args(argv)
 
     data = load_dataset("digits", n_train=1000, flatten=True)
@@ -57,7 +58,7 @@ def main(argv=None) -> dict:
         return optax.apply_updates(p, u), s, loss
 
     last = None
-    with eoslab.Monitor(loss_fn, every=20, store=args.out, name="flax-adam-digits") as monitor:
+    with eoslab.Monitor(loss_fn, every=20, store=args.results, name="flax-adam-digits") as monitor:
         for t in range(1, args.steps + 1):
             params, opt_state, loss = step(params, opt_state)
             out = monitor.update(t, params, opt_state)

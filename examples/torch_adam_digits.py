@@ -1,13 +1,14 @@
 """A PyTorch Adam loop on digits, monitored by eoslab.torch (your loop, eoslab's measurements).
 
-    python examples/torch_adam_digits.py [--steps 300] [--out results/example-torch]
+    python examples/torch_adam_digits.py [--steps 300] [--results results]
 
 The PyTorch twin of ``flax_adam_digits.py``: every 20 steps the monitor
 solves for the top Hessian eigenvalue (certified, warm-started), reads Adam's
 P_t from ``torch.optim.Adam``'s state (PyTorch's eps placement and bias
 correction), and reports lambda_1(P^{-1} H) against Adam's threshold
 (2 + 2 beta1) / (1 - beta1) = 38 (Cohen et al. 2022).  Events are printed
-once; the run lands in the run store of ``--out``.
+once; the run lands in the run store of ``--results`` (default ``results``,
+where ``eoslab runs`` looks).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--lr", type=float, default=1e-2)
-    ap.add_argument("--out", default="results/example-torch")
+    ap.add_argument("--results", default="results", help="results directory (its run store runs.db)")
     args = ap.parse_args(argv)
 
     torch.manual_seed(0)
@@ -38,7 +39,7 @@ def main(argv=None) -> dict:
 
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     last = None
-    with et.Monitor(model, loss_fn, optimizer=opt, every=20, store=args.out, name="torch-adam-digits") as monitor:
+    with et.Monitor(model, loss_fn, optimizer=opt, every=20, store=args.results, name="torch-adam-digits") as monitor:
         for t in range(1, args.steps + 1):
             opt.zero_grad()
             loss_fn(dict(model.named_parameters())).backward()

@@ -35,7 +35,8 @@ def test_run_list_show_plot_export(tmp_path, capsys):
     assert "tiny" in capsys.readouterr().out
     assert main(["show", "1", "--results", str(res)]) == 0
     shown = capsys.readouterr().out
-    assert '"lr": 0.1' in shown and "sharpness" in shown
+    assert "[optimizer] name = \"gd\", lr = 0.1" in shown and "beta1" not in shown
+    assert any(line.split()[:2] == ["sharpness", "4"] for line in shown.splitlines())  # steps 0, 20, 40, 60
     assert main(["plot", "1", "2", "--results", str(res), "--out", str(tmp_path / "fig.png")]) == 0
     assert (tmp_path / "fig.png").stat().st_size > 10_000 and (tmp_path / "fig.pdf").exists()
     assert main(["export", str(tmp_path / "all.csv"), "--results", str(res)]) == 0
@@ -69,6 +70,49 @@ def test_unknown_run_and_missing_store_exit_2(tmp_path, capsys):
     cfg = _config(tmp_path, train={"steps": 20})
     main(["run", cfg, "--results", str(tmp_path / "r"), "--no-progress"])
     assert main(["show", "99", "--results", str(tmp_path / "r")]) == 2
+
+
+def test_one_store_location_rule_and_its_hints(tmp_path, capsys, monkeypatch):
+    """Every command reads and writes --results (default results/); a missing store names the stores found."""
+    monkeypatch.chdir(tmp_path)
+    cfg = _config(tmp_path, train={"steps": 20})
+    assert main(["run", cfg, "--no-progress"]) == 0  # the default results directory
+    assert (tmp_path / "results" / "runs.db").is_file()
+    capsys.readouterr()
+    assert main(["runs"]) == 0 and "tiny" in capsys.readouterr().out
+    main(["run", cfg, "--results", "results/mine", "--no-progress"])
+    capsys.readouterr()
+    assert main(["runs", "--results", "results/other"]) == 2
+    err = capsys.readouterr().err
+    assert "no run store at results/other/runs.db; run `eoslab demo`" in err
+    (tmp_path / "results" / "runs.db").unlink()
+    assert main(["runs"]) == 2
+    assert "pass --results results/mine" in capsys.readouterr().err
+    assert main(["show", "99", "--results", "results/mine"]) == 2
+    err = capsys.readouterr().err
+    assert "list the stored runs with `eoslab runs`" in err and err.count("\n") == 1
+    assert main(["export", "x.xlsx", "--results", "results/mine"]) == 2
+    assert "name the file with one of" in capsys.readouterr().err
+    for command in ("run", "sweep", "runs", "show", "plot", "export", "reproduce", "demo", "spectrum"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "--results DIR" in capsys.readouterr().out, command
+
+
+def test_the_same_command_again_reports_the_stored_runs_unless_forced(tmp_path, capsys):
+    cfg = _config(tmp_path, train={"steps": 20})
+    res = str(tmp_path / "r")
+    assert main(["run", cfg, "--results", res]) == 0
+    first = capsys.readouterr()
+    assert "already stored" not in first.err
+    assert main(["run", cfg, "--results", res]) == 0
+    again = capsys.readouterr()
+    assert "runs 1, 2 of this config are already stored" in again.err and "--force" in again.err
+    assert again.out == first.out  # the same report, from the store
+    assert main(["run", cfg, "--results", res, "--force", "--no-progress"]) == 0
+    assert "run 3: lr=0.1 completed" in capsys.readouterr().out
+    with RunStore.in_dir(res) as store:
+        assert [r.id for r in store.list_runs()] == [3, 4]
 
 
 def test_divergent_step_size_exits_0_with_a_recorded_divergence(tmp_path, capsys):
@@ -116,3 +160,19 @@ def test_kill_9_then_resume_gives_identical_metrics(tmp_path):
             np.testing.assert_array_equal(a[lr][name][1], b[lr][name][1], err_msg=name)
     with sqlite3.connect(killed / "runs.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_second_run_reads_compiled_programs_from_the_cache_and_computes_the_same(tmp_path):
+    """The CLI keeps compiled programs in $EOSLAB_CACHE_DIR; the second process reads them (same metrics)."""
+    cfg = _config(tmp_path, train={"steps": 20})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env.update(PYTHONPATH=str(ROOT), EOSLAB_CACHE_DIR=str(tmp_path / "cache"))
+    cmd = [sys.executable, "-m", "eoslab.cli", "run", cfg, "--no-progress", "--results"]
+    assert subprocess.run([*cmd, str(tmp_path / "a")], env=env).returncode == 0
+    cached = set((tmp_path / "cache").iterdir())
+    assert cached  # the programs that took over half a second to compile
+    assert subprocess.run([*cmd, str(tmp_path / "b")], env=env).returncode == 0
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    env.update(EOSLAB_CACHE_DIR="", HOME=str(tmp_path / "home"))  # off: not even the default ~/.cache/eoslab
+    assert subprocess.run([*cmd, str(tmp_path / "c")], env=env).returncode == 0
+    assert not (tmp_path / "home" / ".cache" / "eoslab").exists()

@@ -38,23 +38,29 @@ def _apply_rows(matvec, vs):
     return jax.lax.map(matvec, vs)
 
 
-def hutchinson_trace(loss_fn: Callable, params: PyTree, num_samples: int = 100, *,
+def hutchinson_trace(loss_fn: Callable, params: PyTree, num_hvps: int = 100, *,
                      key: jax.Array | None = None, precond: PyTree | None = None) -> TraceEstimate:
-    """Hutchinson's estimate of tr(H) (or tr(P^{-1} H)) from ``num_samples`` Rademacher probes."""
-    if num_samples < 2:
-        raise InputError(f"num_samples={num_samples} is too small; use at least 2 probes.")
+    """Hutchinson's estimate of tr(H) (or tr(P^{-1} H)) from ``num_hvps`` Rademacher probes, one HVP each.
+
+    tr(H) = E[zᵀHz] for z with independent ±1 entries; the estimate is the
+    mean of ``num_hvps`` samples and its standard error their standard
+    deviation over √num_hvps (Hutchinson 1989).  ``num_hvps`` is the same
+    budget as :func:`hutchpp_trace`'s.
+    """
+    if num_hvps < 2:
+        raise InputError(f"num_hvps={num_hvps} is too small; use at least 2 probes.")
     check_inputs(loss_fn, params, precond)
     key = jax.random.PRNGKey(0) if key is None else key
-    value, stderr = _hutchinson(loss_fn, params, precond, key, num_samples)
-    return TraceEstimate(value, stderr, num_samples)
+    value, stderr = _hutchinson(loss_fn, params, precond, key, num_hvps)
+    return TraceEstimate(value, stderr, num_hvps)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4))
-def _hutchinson(loss_fn, params, precond, key, num_samples):
+def _hutchinson(loss_fn, params, precond, key, num_hvps):
     op = flat_operator(loss_fn, params, precond)
-    z = _rademacher(key, (num_samples, op.dim), op.dtype)
+    z = _rademacher(key, (num_hvps, op.dim), op.dtype)
     quad = jnp.sum(z * _apply_rows(op.matvec, z), axis=1)
-    return jnp.mean(quad), jnp.std(quad, ddof=1) / jnp.sqrt(num_samples)
+    return jnp.mean(quad), jnp.std(quad, ddof=1) / jnp.sqrt(num_hvps)
 
 
 def hutchpp_trace(loss_fn: Callable, params: PyTree, num_hvps: int = 99, *,

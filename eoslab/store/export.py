@@ -160,8 +160,8 @@ def _export_paths(out_path: str | os.PathLike, format: str | None) -> tuple[str,
         if format is None:
             raise InputError(
                 f"cannot tell the export format of {out} from its suffix {out.suffix!r}; "
-                f"use one of {', '.join(EXPORT_FORMATS.values())} or pass format="
-                f"({', '.join(repr(f) for f in EXPORT_FORMATS)})."
+                f"name the file with one of {', '.join(EXPORT_FORMATS.values())} "
+                f"(Python: export(..., format=one of {', '.join(repr(f) for f in EXPORT_FORMATS)}))."
             )
     fmt = str(format).lower().lstrip(".")
     if fmt not in EXPORT_FORMATS:

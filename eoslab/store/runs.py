@@ -221,7 +221,8 @@ class RunStore:
     def _status(self, conn: sqlite3.Connection, run_id: int) -> str:
         row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
-            raise InputError(f"unknown run id {run_id}; list the stored runs with list_runs().")
+            raise InputError(f"unknown run id {run_id} in {self.path}; list the stored runs with `eoslab runs` "
+                             f"(Python: RunStore.list_runs()).")
         return row[0]
 
     def close(self) -> None:
@@ -319,7 +320,8 @@ class RunStore:
             f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
         ).fetchone()
         if row is None:
-            raise InputError(f"unknown run id {run_id}; list the stored runs with list_runs().")
+            raise InputError(f"unknown run id {run_id} in {self.path}; list the stored runs with `eoslab runs` "
+                             f"(Python: RunStore.list_runs()).")
         return RunRecord._from_row(row)
 
     def find_run(self, config_hash_or_config: str | Mapping, seed: int | None = None

@@ -8,7 +8,8 @@ not done, and writes every finished batch in one transaction
 meanwhile.  So a sweep killed at any moment (``kill -9`` included) and
 started again loses nothing that was written, repeats nothing, and never
 leaves a half-written batch.  ``retry_failed`` deletes the failed runs of
-the sweep first, so their points run again.
+the sweep first, so their points run again; ``force`` deletes all of the
+sweep's runs first, so every point runs again.
 
 Bad input (an unknown key, an empty range, a missing data file) raises
 before the store is opened: nothing is written.
@@ -77,7 +78,8 @@ def check_data(points: list[Point]) -> None:
 
 
 def run_sweep(spec: GridSpec, *, results_dir: str | Path = "results", store: RunStore | None = None,
-              executor=None, progress: bool = True, retry_failed: bool = False) -> SweepSummary:
+              executor=None, progress: bool = True, retry_failed: bool = False, force: bool = False
+              ) -> SweepSummary:
     """Run every point of ``spec`` that the store does not hold yet; see the module docstring."""
     t0 = time.perf_counter()
     points = spec.points()  # validates every point: bad input raises here, before anything is written
@@ -86,8 +88,8 @@ def run_sweep(spec: GridSpec, *, results_dir: str | Path = "results", store: Run
     own_store = store is None
     store = store or RunStore.in_dir(results_dir)
     try:
-        if retry_failed:
-            for r in store.list_runs(status="failed", group=spec.group):
+        if retry_failed or force:
+            for r in store.list_runs(status=None if force else "failed", group=spec.group):
                 store.delete_run(r.id)
         done = store.finished_keys(spec.group)
         todo = [p for p in points if (p.key, p.seed) not in done]

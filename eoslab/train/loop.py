@@ -60,6 +60,7 @@ class TrainResult:
     metrics: list[dict[str, tuple[np.ndarray, np.ndarray]]]  # per member: name -> (steps, values)
     thresholds: list[float]
     step_sizes: list[float]
+    reused: bool = False  # True: nothing was trained; these are the runs already in the store
 
     def series(self, member: int, name: str) -> tuple[np.ndarray, np.ndarray]:
         return self.metrics[member].get(name, (np.zeros(0, int), np.zeros(0)))
@@ -78,31 +79,75 @@ def progress_bar(total: int, initial: int, enabled: bool, *, unit: str = "step",
 
 
 def train(cfg: RunConfig, *, results_dir: str | Path = "results", store: RunStore | None = None,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, force: bool = False) -> TrainResult:
     """Train the ensemble of ``cfg``, store every member as a run, and return the results.
 
-    If an unfinished run of the same config and seed has a checkpoint in
-    ``results_dir``, training resumes from it and ends with the same metrics
-    as an uninterrupted run.
+    Runs are idempotent and resumable:
+
+    * every member of the same config and seed already finished (completed or
+      diverged) in the store: nothing is trained; the stored runs are returned
+      (``TrainResult.reused``), unless ``force``, which trains again and then
+      replaces them;
+    * an unfinished run: a checkpoint is written when the runs start (step 0)
+      and then every ``train.checkpoint_every`` steps, so a run killed at any
+      moment resumes from its last checkpoint under the same run ids and ends
+      with the same metrics as an uninterrupted run.
     """
     results_dir = Path(results_dir)
     trainer = Trainer(cfg)  # loads data and builds the model first: bad input writes nothing
     own_store = store is None
     store = store or RunStore.in_dir(results_dir)
     try:
-        return _train(trainer, results_dir, store, progress)
+        if not force:
+            stored = stored_result(cfg, store)
+            if stored is not None:
+                if progress:
+                    print(f"runs {', '.join(map(str, stored.run_ids))} of this config are already stored in "
+                          f"{store.path} ({', '.join(stored.status)}); pass --force to train them again.",
+                          file=sys.stderr)
+                return stored
+        result = _train(trainer, results_dir, store, progress)
+        if force:  # the new runs replace the finished runs of the same config and seed
+            for stale in store.list_runs(status=["completed", "diverged"], group=_group(cfg)):
+                if stale.id not in result.run_ids:
+                    store.delete_run(stale.id)
+        return result
     finally:
         if own_store:
             store.close()
 
 
+def _group(cfg: RunConfig) -> str:
+    """The store group of an ensemble: its name and the hash of its config."""
+    return f"{cfg.name}/{config_hash(cfg.to_dict())}"
+
+
+def stored_result(cfg: RunConfig, store: RunStore) -> TrainResult | None:
+    """The finished runs of every member of ``cfg`` (same config and seed) in ``store``, or None.
+
+    A member whose newest run is unfinished (running, failed) or absent makes
+    it None: that ensemble is trained (or resumed).
+    """
+    records = [store.find_run(cfg.member(lr).to_dict(), seed=cfg.seed) for lr in cfg.lrs]
+    if any(r is None or r.status not in ("completed", "diverged") for r in records):
+        return None
+    metrics = [store.get_metrics(r.id) for r in records]
+    last = lambda m, name: float(m[name][1][-1]) if name in m and len(m[name][1]) else float("nan")  # noqa: E731
+    return TrainResult(cfg, [r.id for r in records], cfg.lrs, [r.status for r in records],
+                       [r.diverged_step for r in records], metrics, [last(m, "threshold") for m in metrics],
+                       [last(m, "eta") for m in metrics], reused=True)
+
+
 def _train(trainer: Trainer, results_dir: Path, store: RunStore, progress: bool) -> TrainResult:
     cfg = trainer.cfg
-    group_hash = config_hash(cfg.to_dict())
-    group = f"{cfg.name}/{group_hash}"
-    ckpt_path = results_dir / "checkpoints" / f"{group_hash}.npz"
+    group = _group(cfg)
+    ckpt_path = results_dir / "checkpoints" / f"{group.rsplit('/', 1)[1]}.npz"
     carry = trainer.init_carry()
     start, run_ids = 0, None
+
+    def checkpoint(t: int, carry: Carry):
+        save_checkpoint(ckpt_path, carry, step=t, meta={"run_ids": np.asarray(run_ids), "carry_format": CARRY_FORMAT})
+
     if ckpt_path.exists():
         carry, start, meta = load_checkpoint(ckpt_path, carry)
         if int(meta.get("carry_format", 1)) != CARRY_FORMAT:
@@ -111,19 +156,24 @@ def _train(trainer: Trainer, results_dir: Path, store: RunStore, progress: bool)
         run_ids = [int(r) for r in meta["run_ids"]]
         if any(store.get_run(r).status != "running" for r in run_ids):
             run_ids, start, carry = None, 0, trainer.init_carry()
-        else:
-            for r in run_ids:
-                store.delete_metrics_after(r, start)
     if run_ids is None:
+        # runs killed between their start and their first checkpoint: the same ids start again from step 0
+        records = [store.find_run(cfg.member(lr).to_dict(), seed=cfg.seed) for lr in cfg.lrs]
+        if all(r is not None and r.status == "running" and r.group == group for r in records):
+            run_ids = [r.id for r in records]
+        else:
+            run_ids = [store.start_run(cfg.member(lr).to_dict(), name=cfg.name, seed=cfg.seed, group=group)
+                       for lr in cfg.lrs]
         for stale in store.list_runs(status="running", group=group):
-            store.finish_run(stale.id, "failed", error="interrupted before its first checkpoint; restarted")
-        run_ids = [store.start_run(cfg.member(lr).to_dict(), name=cfg.name, seed=cfg.seed, group=group)
-                   for lr in cfg.lrs]
+            if stale.id not in run_ids:
+                store.finish_run(stale.id, "failed", error="interrupted; superseded by a restarted run")
+        checkpoint(0, carry)  # from here on a killed run resumes under these run ids
+    for r in run_ids:  # a resumed run rewrites every step after its checkpoint (step 0: all of them)
+        store.delete_metrics_after(r, start if start > 0 else -1)
 
     def after_eval(t: int, carry: Carry):
         if cfg.train.checkpoint_every and t % cfg.train.checkpoint_every == 0 and t < cfg.train.steps:
-            save_checkpoint(ckpt_path, carry, step=t, meta={"run_ids": np.asarray(run_ids),
-                                                                     "carry_format": CARRY_FORMAT})
+            checkpoint(t, carry)
 
     carry, facts = run_loop(trainer, carry, start, StoreSink(store, run_ids), after_eval=after_eval,
                             progress=progress)
@@ -193,8 +243,11 @@ def run_loop(trainer: Trainer, carry: Carry, start: int, sink: Sink, *, values=N
             carry = _apply_stops(cfg, carry, ev)
             if after_eval is not None:
                 after_eval(t, carry)
-            bar.update(length)
-            bar.set_postfix_str(_postfix(eval_rows), refresh=False)
+            bar.set_postfix_str(_postfix(eval_rows), refresh=False)  # the values at the counter's step
+            if t < cfg.train.steps and bool(jnp.any(carry.active)):
+                bar.update(length)
+            else:
+                bar.n = t  # the last line is drawn once, by close()
     finally:
         bar.close()
     end = trainer.at_end(carry, t)

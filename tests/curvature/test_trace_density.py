@@ -103,7 +103,7 @@ def test_smoothed_density_matches_dense(problem, tmp_path):
 
 def test_trace_and_density_bad_input(problem):
     loss_fn, params, _ = problem
-    with pytest.raises(InputError, match="num_samples"):
+    with pytest.raises(InputError, match="num_hvps=1 is too small"):
         hutchinson_trace(loss_fn, params, 1)
     with pytest.raises(InputError, match="Hutch\\+\\+"):
         hutchpp_trace(loss_fn, params, 3)

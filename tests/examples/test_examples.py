@@ -17,7 +17,7 @@ def load(name):
 
 
 def test_flax_adam_example_reaches_the_adaptive_edge_and_stores_its_events(tmp_path):
-    result = load("flax_adam_digits").main(["--out", str(tmp_path)])
+    result = load("flax_adam_digits").main(["--results", str(tmp_path)])
     events = dict(result["events"])
     assert "progressive_sharpening" in events and "edge_reached" in events
     with RunStore.in_dir(tmp_path) as store:
@@ -38,7 +38,7 @@ def test_flax_adam_example_reaches_the_adaptive_edge_and_stores_its_events(tmp_p
 
 
 def test_torch_adam_example_reaches_the_adaptive_edge_and_stores_its_events(tmp_path):
-    result = load("torch_adam_digits").main(["--out", str(tmp_path)])
+    result = load("torch_adam_digits").main(["--results", str(tmp_path)])
     events = dict(result["events"])
     assert "edge_reached" in events
     with RunStore.in_dir(tmp_path) as store:

@@ -134,3 +134,15 @@ def test_a_checkpoint_of_another_carry_layout_is_refused_in_one_sentence(tmp_pat
     save_checkpoint(path, carry, step=20, meta={"run_ids": np.asarray([1, 2])})  # no carry_format: older layout
     with pytest.raises(InputError, match="written by another version of eoslab; delete it"):
         train(cfg, results_dir=tmp_path, progress=False)
+
+
+def test_the_progress_bar_shows_the_values_at_its_counter_and_its_last_line_once(tmp_path, tiny, capsys):
+    res = train(config_from_dict(tiny), results_dir=tmp_path, progress=True)
+    lines = [line.strip() for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line.strip()]
+    last = f"loss {res.series(0, 'train_loss')[1][-1]:.4g}"
+    finals = [line for line in lines if line.startswith("100%")]
+    assert len(finals) == 1 and last in finals[0]
+    for line in lines:  # every drawn line pairs its step counter with that step's losses
+        if "loss" in line:
+            step = int(line.split("|")[2].split("/")[0])
+            assert f"loss {res.metrics[0]['train_loss'][1][list(res.metrics[0]['train_loss'][0]).index(step)]:.4g}" in line
