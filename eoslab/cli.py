@@ -200,7 +200,8 @@ def cmd_show(args) -> int:
         items = sorted(r.config.items(), key=lambda kv: isinstance(kv[1], dict))  # top-level keys first
         for key, value in items:  # one line per config section, in the TOML's own keys
             if isinstance(value, dict):
-                print(f"  [{key}] " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()))
+                ordered = sorted(value.items(), key=lambda kv: kv[0] != "name")  # its name first
+                print(f"  [{key}] " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in ordered))
             else:
                 print(f"  {key} = {json.dumps(value)}")
         metrics = sorted(store.get_metrics(r.id).items())

@@ -35,7 +35,8 @@ def test_run_list_show_plot_export(tmp_path, capsys):
     assert "tiny" in capsys.readouterr().out
     assert main(["show", "1", "--results", str(res)]) == 0
     shown = capsys.readouterr().out
-    assert "[optimizer] name = \"gd\", lr = 0.1" in shown and "beta1" not in shown
+    (opt,) = [line for line in shown.splitlines() if line.strip().startswith("[optimizer]")]
+    assert opt.strip().startswith('[optimizer] name = "gd",') and "lr = 0.1," in opt and "beta1" not in opt
     assert any(line.split()[:2] == ["sharpness", "4"] for line in shown.splitlines())  # steps 0, 20, 40, 60
     assert main(["plot", "1", "2", "--results", str(res), "--out", str(tmp_path / "fig.png")]) == 0
     assert (tmp_path / "fig.png").stat().st_size > 10_000 and (tmp_path / "fig.pdf").exists()
