@@ -17,8 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-LOSS_LABELS = {"mse": "MSE (0.5·Σ over outputs, mean over examples)",
-               "mse-mean": "MSE (mean over examples and outputs)", "ce": "cross-entropy"}
+# Short names of the loss conventions for axis labels (every loss is a mean over examples; docs/design.md).
+LOSS_LABELS = {"mse": "MSE, ½Σ over outputs", "mse-mean": "MSE, mean over outputs", "ce": "cross-entropy"}
 
 
 def plot_curvature_runs(runs: Sequence[dict], *, title: str = "", loss_name: str = "mse",
@@ -30,9 +30,10 @@ def plot_curvature_runs(runs: Sequence[dict], *, title: str = "", loss_name: str
     (lambda_1(P^{-1} H) of adaptive rules, eta_t lambda_1 of tuners, whose
     thresholds are on it).
 
-    Returns the matplotlib figure (loss panel, sharpness panel).
+    Returns the matplotlib figure (loss panel, with the legend of the runs;
+    sharpness panel, with a legend of the unconverged solves where there are any).
     """
-    fig, (ax_loss, ax_sharp) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_loss, ax_sharp) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, run in enumerate(runs):
         c = colours[i % len(colours)]
@@ -55,18 +56,33 @@ def plot_curvature_runs(runs: Sequence[dict], *, title: str = "", loss_name: str
     if log_loss:
         ax_loss.set_yscale("log")
     ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel(f"train loss: {LOSS_LABELS.get(loss_name, loss_name)}", fontsize=8)
+    ax_loss.set_ylabel(f"train loss ({LOSS_LABELS.get(loss_name, loss_name)})")
     ax_sharp.set_xlabel("step")
     keys = {run.get("curvature", "sharpness") for run in runs}
-    what = ("sharpness λ1(H)" if keys == {"sharpness"} else "effective sharpness λ1(P⁻¹H)"
-            if keys == {"effective_sharpness"} else "sharpness λ1(H) or λ1(P⁻¹H)")
-    ax_sharp.set_ylabel(f"{what}  (dashed: threshold)")
-    ax_loss.legend(fontsize=8)
-    ax_sharp.legend(fontsize=8)
+    what = ("sharpness λ₁(H)" if keys == {"sharpness"} else "effective sharpness λ₁(P⁻¹H)"
+            if keys == {"effective_sharpness"} else "λ₁(H) or λ₁(P⁻¹H)")
+    ax_sharp.set_ylabel(f"{what} (dashed: threshold)")
+    ax_loss.legend(fontsize=9)
+    marks = [(h, lab) for h, lab in zip(*ax_sharp.get_legend_handles_labels()) if ": not converged (" in lab]
+    if marks:  # the runs' colours are keyed on the loss panel; here only the uncertified solves
+        ax_sharp.legend(*zip(*marks), fontsize=9)
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        suptitle(fig, title, fontsize=12)
     return fig
+
+
+def suptitle(fig, text: str, *, fontsize: float = 11):
+    """``fig.suptitle(text)``, wrapped onto more lines where one line would be wider than the figure."""
+    import textwrap
+    t = fig.suptitle(text, fontsize=fontsize)
+    try:
+        width = t.get_window_extent(fig.canvas.get_renderer()).width
+    except (AttributeError, RuntimeError):  # a canvas without a renderer: estimate (DejaVu Sans, ~0.55 em a glyph)
+        width = len(text) * 0.55 * fontsize * fig.dpi / 72
+    room = 0.96 * fig.bbox.width
+    if width > room and len(text) > 1:
+        t.set_text(textwrap.fill(text, max(20, int(len(text) * room / width))))
+    return t
 
 
 def _unconverged(metrics: dict, steps, key: str = "sharpness") -> np.ndarray:

@@ -77,8 +77,17 @@ def _slq(loss_fn, params, precond, key, steps, num_vectors):
 
 
 def plot_spectral_density(density: SpectralDensity, *, sigma: float | None = None,
-                          num_points: int = 1000, ax=None, log: bool = True, label: str | None = None):
-    """Plot the smoothed density on a log (or linear) y axis; returns the matplotlib axes."""
+                          num_points: int = 1000, ax=None, log: bool = True, label: str | None = None,
+                          floor: float = 1e-6):
+    """Draw the Gaussian-smoothed SLQ density against the eigenvalue; returns the matplotlib axes.
+
+    The curve spans the Gauss nodes (the Ritz values) with 5% margins, with
+    ``sigma`` (default: 1/200 of that span) in the title.  On the log y axis
+    (``log``) the range runs from ``floor`` times the peak (below it the curve
+    is the tails of the Gaussian kernels, not the spectrum) to above the peak;
+    on a linear axis from 0.  Without ``ax``, a new figure of its own
+    (constrained layout, so the labels are not clipped).
+    """
     import matplotlib.pyplot as plt
 
     lo, hi = float(jnp.min(density.nodes)), float(jnp.max(density.nodes))
@@ -87,11 +96,25 @@ def plot_spectral_density(density: SpectralDensity, *, sigma: float | None = Non
     grid = np.linspace(lo - 0.05 * span, hi + 0.05 * span, num_points)
     values = np.asarray(density.on_grid(jnp.asarray(grid), sigma))
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(grid, values + (1e-12 if log else 0.0), label=label)
+        _, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
+    peak = float(np.max(values)) if values.size and np.max(values) > 0 else 1.0
+    earlier = ax.get_ylim() if ax.lines else None  # densities drawn into this axes before: keep them in range
     if log:
+        bottom, top = peak * floor, peak * 3.0
+        # below the floor the line leaves the axes at the bottom instead of resting on it
+        ax.plot(grid, np.maximum(values, bottom * 1e-3), label=label)
         ax.set_yscale("log")
-    ax.set_xlabel("eigenvalue")
-    ax.set_ylabel("density")
-    ax.set_title(f"Hessian spectral density (SLQ, sigma={sigma:.3g})")
+    else:
+        bottom, top = 0.0, peak * 1.05
+        ax.plot(grid, values, label=label)
+    if earlier is not None:
+        bottom, top = min(bottom, earlier[0]), max(top, earlier[1])
+    ax.set_ylim(bottom, top)
+    left, right = grid[0], grid[-1]
+    if earlier is not None:
+        left, right = min(left, ax.get_xlim()[0]), max(right, ax.get_xlim()[1])
+    ax.set_xlim(left, right)
+    ax.set_xlabel("eigenvalue of the Hessian")
+    ax.set_ylabel("spectral density")
+    ax.set_title(f"Hessian spectral density (SLQ, σ = {sigma:.2g})", fontsize=11)
     return ax

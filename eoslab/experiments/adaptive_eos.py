@@ -45,7 +45,7 @@ from eoslab.experiments import statistics as st
 from eoslab.experiments.base import store_in
 from eoslab.experiments.claims import Claim, certified_series, combine, quick_title, write_claims
 from eoslab.train.recipes import load_recipe
-from eoslab.plots import save_figure
+from eoslab.plots import LOSS_LABELS, save_figure, suptitle
 from eoslab.store import RunStore
 from eoslab.train import TrainResult, train
 
@@ -190,9 +190,13 @@ def format_table(rows: list[dict], label: str) -> str:
 
 
 def plot(results: list[tuple[str, TrainResult]], quick: bool = False):
-    """One row per recipe: loss; raw sharpness; preconditioned sharpness (paper units) with dashed thresholds."""
+    """One row per recipe: loss; raw sharpness; preconditioned sharpness (paper units) with dashed thresholds.
+
+    One colour per step size, keyed in the row's loss panel; a dotted vertical
+    line where a run diverged.
+    """
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(results), 3, figsize=(14, 3.3 * len(results)), squeeze=False)
+    fig, axes = plt.subplots(len(results), 3, figsize=(14, 3.3 * len(results)), squeeze=False, layout="constrained")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for row, (label, res) in zip(axes, results):
         for i, lr in enumerate(res.lrs):
@@ -212,15 +216,15 @@ def plot(results: list[tuple[str, TrainResult]], quick: bool = False):
                 row[0].axvline(res.diverged_step[i], color=c, ls=":", lw=1.0)
         row[0].set_yscale("log")
         row[2].set_yscale("log")
-        row[0].set_ylabel(f"{label}\ntrain loss (MSE, 0.5·Σ outputs)", fontsize=8)
-        row[1].set_ylabel("raw sharpness λ1(H)", fontsize=8)
-        row[2].set_ylabel("preconditioned sharpness λ1(P~⁻¹H)\n(dashed: (2+2β1)/((1-β1)η))", fontsize=8)
+        row[0].set_ylabel(f"{label}\ntrain loss ({LOSS_LABELS['mse']})", fontsize=9)
+        row[1].set_ylabel(r"raw sharpness $\lambda_1(H)$", fontsize=9)
+        row[2].set_ylabel("preconditioned sharpness $\\lambda_1(\\tilde{P}^{-1}H)$\n"
+                          "(dashed: $(2+2\\beta_1)\\,/\\,((1-\\beta_1)\\,\\eta)$)", fontsize=9)
         for ax in row:
             ax.set_xlabel("step")
-            ax.legend(fontsize=7)
-    fig.suptitle(quick_title("Adaptive edge of stability (Cohen et al. 2022): fc-tanh [200, 200] on digits, "
-                             "full batch", quick))
-    fig.tight_layout()
+        row[0].legend(fontsize=8.5)  # the colours are the same step sizes in the whole row
+    suptitle(fig, quick_title("Adaptive edge of stability (Cohen et al. 2022): fc-tanh [200, 200] on digits, "
+                              "full batch", quick), fontsize=12)
     return fig
 
 
@@ -265,7 +269,8 @@ def minibatch_claim(ratios: dict[int, dict[int, float]], iqr: dict[int, dict[int
 
 
 def minibatch_sweep(out: Path, store: RunStore, *, progress: bool = True, overrides: list[str] | None = None,
-                    batch_sizes=MINIBATCH_SIZES, seeds=MINIBATCH_SEEDS) -> tuple[list[Claim], str, dict]:
+                    batch_sizes=MINIBATCH_SIZES, seeds=MINIBATCH_SEEDS, force: bool = False
+                    ) -> tuple[list[Claim], str, dict]:
     """Adam over batch sizes and seeds: median λ1(P⁻¹H_full)/threshold over the second half of each run."""
     ratios: dict[int, dict[int, float]] = {}
     iqr: dict[int, dict[int, float]] = {}
@@ -274,7 +279,7 @@ def minibatch_sweep(out: Path, store: RunStore, *, progress: bool = True, overri
         for seed in seeds:
             cfg = load_recipe("adaptive-eos-minibatch",
                               [*(overrides or []), f"optimizer.batch_size={bs}", f"seed={seed}"])
-            (row,) = summarise(train(cfg, results_dir=out, store=store, progress=progress))
+            (row,) = summarise(train(cfg, results_dir=out, store=store, progress=progress, force=force))
             ratios.setdefault(bs, {})[seed] = row["median_ratio"] if row["status"] == "completed" else float("nan")
             iqr.setdefault(bs, {})[seed] = row["iqr_ratio"]
             accuracies.append(row["accuracy"])
@@ -287,7 +292,7 @@ def minibatch_sweep(out: Path, store: RunStore, *, progress: bool = True, overri
 # ---- the reproduction ---------------------------------------------------------
 
 def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True, store=None,
-              overrides: list[str] | None = None) -> list[Claim]:
+              overrides: list[str] | None = None, force: bool = False) -> list[Claim]:
     """Run the recipes, write adaptive-eos.png/pdf, table.txt, claims.md and claims.json into ``out_dir``.
 
     ``overrides`` apply to every recipe, after ``--quick``'s step count.
@@ -299,7 +304,7 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
     tables, results = [], []
     with store_in(out, store) as store:
         for cfg, label, kinds in configs:
-            result = train(cfg, results_dir=out, store=store, progress=progress)
+            result = train(cfg, results_dir=out, store=store, progress=progress, force=force)
             rows = summarise(result)
             tables.append(format_table(rows, label))
             claims += claims_for(rows, label, kinds, cfg.train.steps)
@@ -307,7 +312,8 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
         if quick:
             claims.append(Claim(*MINIBATCH_CLAIM, None, None, PAPER, "not run: --quick skips the minibatch sweep"))
         else:
-            mb_claims, mb_table, _ = minibatch_sweep(out, store, progress=progress, overrides=overrides)
+            mb_claims, mb_table, _ = minibatch_sweep(out, store, progress=progress, overrides=overrides,
+                                                            force=force)
             claims += mb_claims
             tables.append(mb_table)
     save_figure(plot(results, quick), out / "adaptive-eos")

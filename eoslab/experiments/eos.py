@@ -210,7 +210,7 @@ def _skip_reason(recipe: Recipe, quick: bool) -> str | None:
 
 
 def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True, store=None,
-              overrides: list[str] | None = None) -> list[Claim]:
+              overrides: list[str] | None = None, force: bool = False) -> list[Claim]:
     """Run the recipe(s), write eos.png/pdf, claims.md and claims.json into ``out_dir``."""
     out = Path(out_dir)
     configs = [(r, load_recipe(r.name, overrides)) for r in RECIPES]  # every config is valid first
@@ -224,7 +224,7 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
                 claims += not_run(recipe, cfg.lrs, total, reason)
                 continue
             try:
-                result = train(cfg, results_dir=out, store=store, progress=progress)
+                result = train(cfg, results_dir=out, store=store, progress=progress, force=force)
             except DataError as e:
                 claims += not_run(recipe, cfg.lrs, total, str(e))
                 continue

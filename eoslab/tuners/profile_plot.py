@@ -19,10 +19,12 @@ def plot_line_profiles(profiles: LineProfile | Sequence[LineProfile], *, taken: 
     the measured line (solid, 1 - R^2 in the legend), the fitted parabola over its
     fit window (dashed), a marker at the exact line minimiser, and a dotted
     vertical line at the step actually taken (``taken[k]``, in the units of
-    ``steps``; ``None`` to skip).  ``profiles`` may be a vmapped profile.
+    ``steps``; ``None`` to skip); the legend also keys the three styles.  ``profiles`` may be a vmapped profile.
     ``ax``: an axes, or one per name, to draw into.  ``path``: also write the
     figure there (PNG unless the suffix names another format).
     """
+    from matplotlib.lines import Line2D
+
     profs = []
     for p in ([profiles] if isinstance(profiles, LineProfile) else list(profiles)):
         profs.extend(unstack_profiles(p))
@@ -68,11 +70,16 @@ def plot_line_profiles(profiles: LineProfile | Sequence[LineProfile], *, taken: 
             axis.plot([float(p.argmin[name])], [float(p.min_loss[name])], "o", color=colour, ms=5)
             if taken[k] is not None:
                 axis.axvline(float(taken[k]), color=colour, ls=":", lw=1.0)
+        # the line styles' key, in black, after the profiles' own entries (legend handles only, not drawn)
+        handles = axis.get_legend_handles_labels()[0]
+        handles += [Line2D([], [], ls="--", color="k", lw=1.0, label="parabola fit"),
+                    Line2D([], [], ls="none", marker="o", color="k", ms=5, label="line minimum")]
+        if any(t is not None for t in taken):
+            handles.append(Line2D([], [], ls=":", color="k", lw=1.0, label="step taken"))
         axis.set_xlabel("step s (distance along d/|d|)" if normalised else "step s (multiples of d)")
         axis.set_ylabel(f"{name} loss")
-        axis.set_title(f"{name} loss along the line (dashed: parabola fit, o: line minimum, "
-                       f"dotted: step taken)", fontsize=8)
-        axis.legend(fontsize=7)
+        axis.set_title(f"{name} loss along the line", fontsize=10)
+        axis.legend(handles=handles, fontsize=8)
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -81,8 +81,18 @@ __all__ = [
 ]
 
 
+def replace_earlier(store, run_id: int, config: Mapping, seed: int) -> None:
+    """Delete the runs of ``config`` and ``seed`` stored before ``run_id`` (a rerun replaces, never duplicates)."""
+    from eoslab.store import config_hash
+    chash = config_hash(config)
+    for r in store.list_runs(group="alignment"):
+        if r.id != run_id and r.config_hash == chash and r.seed == seed:
+            store.delete_run(r.id)
+
+
 def reproduce(out_dir, *, quick: bool = False, progress: bool = True, store=None,
-              config: Mapping | None = None, overrides: list[str] | None = None) -> list[Claim]:
+              config: Mapping | None = None, overrides: list[str] | None = None, force: bool = False
+              ) -> list[Claim]:
     """Run the alignment recipe; write figures, ``claims.md`` and ``claims.json`` into ``out_dir``.
 
     For each toy model and step size of the recipe (``configs/alignment.toml``,
@@ -92,8 +102,11 @@ def reproduce(out_dir, *, quick: bool = False, progress: bool = True, store=None
     (a :class:`eoslab.store.RunStore`; default the store in ``out_dir``)
     records per-step summary metrics.  Computes in float64 (x64 is switched on inside this call
     only).  It has no progress output (``progress`` is accepted for the common signature).
+    The simulations take seconds and the figures need every trajectory, so
+    they always run; run again, each (model, eta) run replaces its earlier
+    run in the store (``force`` is accepted for the common signature).
     """
-    del progress
+    del progress, force
     cfg = load_config(config, quick=quick, overrides=overrides)
     out = Path(out_dir)
     with jax.enable_x64(True):
@@ -126,6 +139,7 @@ def reproduce(out_dir, *, quick: bool = False, progress: bool = True, store=None
                         raise
                     store.log_metrics(run_id, per_step_metrics(model, ens, cfg["edge_p"]))
                     store.finish_run(run_id, "completed")
+                    replace_earlier(store, run_id, run_cfg, cfg["seed"])
                     model_results.append((ens, summ))
                     claims.extend(claims_for(name, model, summ, cfg))
                 figure(name, model, model_results, cfg, out, quick)

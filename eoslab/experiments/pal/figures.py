@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from eoslab.experiments.claims import quick_title
-from eoslab.plots import LOSS_LABELS
+from eoslab.plots import LOSS_LABELS, suptitle
 
 
 def plot_profiles(tag: str, records: list[dict], minibatch: bool, alpha: float, num: int = 4, quick: bool = False):
@@ -13,7 +13,7 @@ def plot_profiles(tag: str, records: list[dict], minibatch: bool, alpha: float, 
     shown = [r for r in records if r.get("wide") is not None]
     idx = np.unique(np.linspace(0, len(shown) - 1, min(num, len(shown))).round().astype(int))
     shown = [shown[i] for i in idx]
-    fig, axes = plt.subplots(2, len(shown), figsize=(3.6 * len(shown), 6.4), squeeze=False)
+    fig, axes = plt.subplots(2, len(shown), figsize=(3.6 * len(shown), 6.6), squeeze=False, layout="constrained")
     names = ("batch", "full") if minibatch else ("full",)
     for col, r in enumerate(shown):
         for row, grid in enumerate(("wide", "local")):
@@ -44,22 +44,22 @@ def plot_profiles(tag: str, records: list[dict], minibatch: bool, alpha: float, 
                     pad = 0.05 * (vals.max() - vals.min() or 1.0)
                     ax.set_ylim(vals.min() - pad, vals.max() + pad)
                 ax.set_xlim(s[0], right)
-            ax.set_title(f"step {r['step']} ({grid}: fit over |s| ≤ {g['window']:.3g})", fontsize=8)
-            ax.set_xlabel("s (distance along d/|d|)", fontsize=8)
-            ax.tick_params(labelsize=7)
-            ax.legend(fontsize=6)
+            ax.set_title(f"step {r['step']} ({grid}: fit over |s| ≤ {g['window']:.3g})", fontsize=9)
+            ax.set_xlabel("s (distance along d/|d|)", fontsize=9)
+            ax.tick_params(labelsize=8.5)
+            ax.legend(fontsize=8)
     axes[0][0].set_ylabel("loss along the line")
     axes[1][0].set_ylabel("loss along the line")
-    fig.suptitle(quick_title(f"{tag}: loss along PAL's update direction (dashed: parabola fit on the shaded window; "
-                 f"dash-dot: exact minimiser; dotted: PAL's step = α·vertex, α={alpha:.3g})", quick), fontsize=9)
-    fig.tight_layout()
+    suptitle(fig, quick_title(f"{tag}: loss along PAL's update direction (dashed: parabola fit on the shaded "
+                              f"window; dash-dot: exact minimiser; dotted: PAL's step = α·vertex, α={alpha:.3g})",
+                              quick), fontsize=10)
     return fig
 
 
 def plot_training(panels: list[dict], title: str = ""):
     """One row per setting: training loss and step size eta_t of PAL runs and the constant-step grid."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(panels), 2, figsize=(12, 3.4 * len(panels)), squeeze=False)
+    fig, axes = plt.subplots(len(panels), 2, figsize=(12, 3.4 * len(panels)), squeeze=False, layout="constrained")
     for (ax_l, ax_s), panel in zip(axes, panels):
         for k, (label, res) in enumerate(panel["pal"]):
             c = f"C{k}"
@@ -85,13 +85,12 @@ def plot_training(panels: list[dict], title: str = ""):
         ax_s.set_yscale("log")
         ax_l.set_xlabel("step")
         ax_s.set_xlabel("step")
-        ax_l.set_ylabel(f"train loss ({LOSS_LABELS.get(panel['loss'], panel['loss'])})", fontsize=7)
-        ax_s.set_ylabel("step size η_t = |Δθ| / |g|", fontsize=8)
-        ax_l.set_title(panel["label"], fontsize=9)
-        ax_s.set_title(f"{panel['label']}: PAL's η_t; dashed: the constant steps", fontsize=9)
-        ax_l.legend(fontsize=7)
-        ax_s.legend(fontsize=7)
+        ax_l.set_ylabel(f"train loss ({LOSS_LABELS.get(panel['loss'], panel['loss'])})", fontsize=9)
+        ax_s.set_ylabel("step size η_t = |Δθ| / |g|", fontsize=9)
+        ax_l.set_title(panel["label"], fontsize=10)
+        ax_s.set_title(f"{panel['label']}: PAL's η_t; dashed: the constant steps", fontsize=10)
+        ax_l.legend(fontsize=8)
+        ax_s.legend(fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        suptitle(fig, title, fontsize=11)
     return fig

@@ -35,7 +35,7 @@ def _slug(text: str) -> str:
 
 def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True, store=None,
               overrides: list[str] | None = None, settings: tuple[str, ...] | None = None,
-              seeds: tuple[int, ...] = SEEDS) -> list[Claim]:
+              seeds: tuple[int, ...] = SEEDS, force: bool = False) -> list[Claim]:
     """Train, profile and write pal-*.png/pdf, profiles.json, table.txt, claims.md and claims.json into ``out_dir``.
 
     ``settings``: keys of :data:`SETTINGS` to run (default: all, or the quick ones with ``quick``);
@@ -72,7 +72,7 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
             for seed in run_seeds:
                 user = ([] if seed is None else [f"seed={seed}"]) + list(overrides or [])
                 base_cfg = recipe_config(setting.baseline, run_overrides(setting, None, quick, user), setting.suffix)
-                base = train(base_cfg, results_dir=out, store=store, progress=progress)
+                base = train(base_cfg, results_dir=out, store=store, progress=progress, force=force)
                 grid_losses = {float(lr): final_loss(base, i) for i, lr in enumerate(base.lrs)}
                 done = {k: v for k, v in grid_losses.items() if np.isfinite(v)}
                 best = min(done.items(), key=lambda kv: kv[1]) if done else (float("nan"), float("nan"))
@@ -83,7 +83,7 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
                     cfg = recipe_config(run.recipe, run_overrides(setting, run, quick, user),
                                         setting.suffix + run.suffix)
                     tag = f"{setting.label}, {run.label}"
-                    result = train(cfg, results_dir=out, store=store, progress=progress)
+                    result = train(cfg, results_dir=out, store=store, progress=progress, force=force)
                     pal_results.append((run.label, result))
                     records, minibatch, replay_diff = profile_run(cfg, result, num_profiles)
                     summary = summarise_profiles(records, cfg.optimizer.hp.alpha, minibatch)

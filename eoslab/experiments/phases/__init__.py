@@ -130,7 +130,7 @@ __all__ = [
 
 def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True, store=None, executor=None,
               overrides: list[str] | None = None, grid: dict | None = None, seeds: int | None = None,
-              sweep_overrides: list[str] | None = None, uv: dict | None = None) -> list[Claim]:
+              sweep_overrides: list[str] | None = None, uv: dict | None = None, force: bool = False) -> list[Claim]:
     """Run the uv check, the three digits sweeps and the regime runs; write figures, table.txt and the claims.
 
     ``overrides`` apply to the regime recipe (after ``--quick``'s), ``grid`` /
@@ -164,7 +164,7 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
     specs = [sweep_spec(n, quick=quick, grid=grid, seeds=seeds, overrides=sweep_overrides) for n in SWEEPS]
     with store_in(out, store) as runs:
         for spec in specs:
-            summary = run_sweep(spec, store=runs, executor=executor, progress=progress)
+            summary = run_sweep(spec, store=runs, executor=executor, progress=progress, force=force)
             tables.append(summary.line())
         collected = collect(*(sweep_runs(runs, spec.name) for spec in specs), expected=grid_points(specs[1]))
     rows = summarise(collected)
@@ -198,7 +198,7 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
             continue
         with store_in(out, store) as runs:
             got, line = run_regimes(out, label_r, list(extra) + list(overrides or []), quick=quick,
-                                    progress=progress, title_quick=quick, store=runs)
+                                    progress=progress, title_quick=quick, store=runs, force=force)
         claims += got
         tables.append(line)
     write_claims(out, claims, "Early-training phase diagram (Kalra & Barkeshli 2023): claims", quick=quick)

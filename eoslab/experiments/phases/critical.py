@@ -199,6 +199,9 @@ CRITICAL = ("c_loss", "c_sharp", "c_barrier", "c_max", "c_barrier_10", "c_barrie
 def summarise(collected: dict) -> list[dict]:
     """Per (d, w): the spread of each critical value over seeds (with n), and the order over common seeds.
 
+    ``cs``: the grid of c the critical values were read on (the phase
+    diagram's cells); ``per_seed``: each seed's :class:`Critical`.
+
     ``order``: medians of c_loss, c_sharp and c_max over the seeds where all
     three are determined (so the three medians are over the same seeds), with
     that count ``order_n`` and the seeds where the order holds, ``ordered_seeds``.
@@ -206,7 +209,8 @@ def summarise(collected: dict) -> list[dict]:
     rows = []
     for (d, w), entry in collected.items():
         crit = list(entry["per_seed"].values())
-        row = dict(depth=d, width=w, ratio=d / w, seeds=len(crit), accuracy=entry.get("accuracy"), per_seed=crit)
+        row = dict(depth=d, width=w, ratio=d / w, seeds=len(crit), accuracy=entry.get("accuracy"), per_seed=crit,
+                   cs=sorted({float(c) for by_c in entry.get("runs", {}).values() for c in by_c}))
         for name in CRITICAL:
             row[name] = spread([getattr(c, name) for c in crit])
         common = [c for c in crit if not any(np.isnan((c.c_loss, c.c_sharp, c.c_max)))]

@@ -10,54 +10,163 @@ from eoslab.experiments.claims import Claim, combine
 from eoslab.experiments.phases.critical import PAPER, spearman
 
 
+PHASE_REGIMES = ("sharpness reduction", "loss catapult", "loss and sharpness catapult", "divergence")
+PHASE_COLOURS = ("#cfe1f2", "#fbe6a9", "#f5b99a", "#cfcfcf")  # light fills, so the critical curves read on top
+CURVES = (("c_loss", "#1b4f9c", "o", -0.14), ("c_sharp", "#b2182b", "s", 0.0), ("c_max", "black", "v", 0.14))
+
+
+def seed_regime(c: float, crit) -> int:
+    """The regime of one seed at ``c`` from its critical values (the paper's phases; -1: undetermined).
+
+    Divergence above c_max; below it, sharpness reduction for c < c_loss,
+    loss catapult for c_loss <= c < c_sharp, loss and sharpness catapult from
+    max(c_loss, c_sharp) on (where the measured c_sharp lies below c_loss the
+    loss has not yet risen there, so it stays sharpness reduction).  A nan
+    (undetermined) value that would decide it makes the regime -1.
+    """
+    if math.isnan(crit.c_max):
+        return -1
+    if c > crit.c_max:
+        return 3
+    if math.isnan(crit.c_loss):
+        return -1
+    if c < crit.c_loss:
+        return 0
+    if math.isnan(crit.c_sharp):
+        return -1
+    return 2 if c >= crit.c_sharp else 1
+
+
+def _grid_of(rows: list[dict]) -> np.ndarray:
+    """The c grid of the rows (``cs`` from :func:`summarise`); else a 2^(k/4) grid over their critical values."""
+    cs = sorted({float(c) for r in rows for c in r.get("cs", ())})
+    if cs:
+        return np.asarray(cs)
+    vals = [v for r in rows for k in r.get("per_seed", ()) for v in (k.c_loss, k.c_sharp, k.c_max)
+            if np.isfinite(v) and v > 0]
+    if not vals:
+        return 2.0 ** np.arange(0, 6.01, 0.25)
+    lo, hi = math.floor(4 * math.log2(min(vals))) / 4, math.ceil(4 * math.log2(max(vals))) / 4 + 0.25
+    return 2.0 ** np.arange(lo, hi + 1e-9, 0.25)
+
+
+def regime_grid(rows: list[dict]) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """The regime of every grid point of the (d/w, c) plane, from each seed's critical values.
+
+    Returns ``(columns, cs, codes)``: one column per (d, w), ordered by d / w
+    (then depth), as dicts with ``depth``, ``width``, ``ratio``; the grid of c;
+    and ``codes[column, c]``, the index in :data:`PHASE_REGIMES` of the median
+    regime over the seeds where it is determined (regimes are ordered as c
+    grows; the lower of the two middle ones for an even count), -1 where no
+    seed determines it.
+    """
+    ordered = sorted(rows, key=lambda r: (r["ratio"], r["depth"]))
+    cs = _grid_of(ordered)
+    codes = np.full((len(ordered), len(cs)), -1, int)
+    for i, r in enumerate(ordered):
+        for j, c in enumerate(cs):
+            known = sorted(k for k in (seed_regime(float(c), crit) for crit in r.get("per_seed", ())) if k >= 0)
+            if known:
+                codes[i, j] = known[(len(known) - 1) // 2]
+    columns = [dict(depth=r["depth"], width=r["width"], ratio=r["ratio"]) for r in ordered]
+    return columns, cs, codes
+
+
+def _edges(cs: np.ndarray) -> np.ndarray:
+    """Cell edges of a geometric grid: the geometric midpoints, and half a step beyond each end."""
+    if len(cs) == 1:
+        return np.array([cs[0] / 2 ** 0.125, cs[0] * 2 ** 0.125])
+    mid = np.sqrt(cs[:-1] * cs[1:])
+    return np.concatenate([[cs[0] ** 2 / mid[0]], mid, [cs[-1] ** 2 / mid[-1]]])
+
+
 def plot_phase_diagram(rows: list[dict], *, title: str = ""):
+    """The early-training phase diagram in the (d/w, c) plane, as in Kalra & Barkeshli (2023, Fig. 2).
+
+    Each measured grid point (one column per (d, w), ordered by d / w; one row
+    per c of the sweep) is a cell filled with its regime (:func:`regime_grid`:
+    sharpness reduction, loss catapult, loss and sharpness catapult,
+    divergence; hatched where undetermined), and on top the critical curves
+    c_loss, c_sharp and c_max: the median over seeds with the min-max range
+    as error bars (a value beyond the grid is left out), and the line c = 2.
+    ``rows``: :func:`~eoslab.experiments.phases.critical.summarise`.  Returns
+    the figure.
+    """
+    from fractions import Fraction
+
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    rows = sorted(rows, key=lambda r: r["ratio"])
-    x = np.array([r["ratio"] for r in rows])
-    styles = {"c_loss": ("C0", "o"), "c_sharp": ("C1", "s"), "c_barrier": ("C2", "^"), "c_max": ("C3", "v")}
-    for name, (color, marker) in styles.items():
-        med = np.array([r[name]["median"] for r in rows])
-        lo = np.array([r[name]["min"] for r in rows])
-        hi = np.array([r[name]["max"] for r in rows])
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    columns, cs, codes = regime_grid(rows)
+    by_key = {(r["depth"], r["width"]): r for r in rows}
+    ordered = [by_key[(c["depth"], c["width"])] for c in columns]
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), layout="constrained")
+    ax.patch.set_facecolor("white")
+    ax.patch.set_hatch("////")  # undetermined cells are left unfilled: the hatched background shows
+    ax.patch.set_edgecolor("0.75")
+    x = np.arange(len(columns), dtype=float)
+    ye = _edges(cs)
+    mesh = ax.pcolormesh(np.arange(len(columns) + 1) - 0.5, ye, np.ma.masked_less(codes.T, 0),
+                         cmap=ListedColormap(PHASE_COLOURS), norm=BoundaryNorm(np.arange(-0.5, 4.0), 4),
+                         shading="flat", zorder=1, edgecolors="none")
+    mesh.set_rasterized(True)
+    handles = [Patch(facecolor=PHASE_COLOURS[k], edgecolor="0.5", lw=0.5, label=name)
+               for k, name in enumerate(PHASE_REGIMES)]
+    if (codes < 0).any():
+        handles.append(Patch(facecolor="white", edgecolor="0.6", hatch="////", lw=0.5, label="undetermined"))
+    for name, colour, marker, offset in CURVES:
+        med = np.array([r[name]["median"] for r in ordered])
+        lo = np.array([r[name]["min"] for r in ordered])
+        hi = np.array([r[name]["max"] for r in ordered])
         fin = np.isfinite(med)
         lo, hi = np.where(np.isfinite(lo), lo, med), np.where(np.isfinite(hi), hi, med)  # beyond the grid
-        ax.errorbar(x[fin] * (1 + 0.04 * list(styles).index(name)), med[fin],
-                    yerr=[med[fin] - lo[fin], hi[fin] - med[fin]], color=color, marker=marker, ls="-", lw=1,
-                    capsize=2, label=name)
-    ax.axhline(2.0, color="k", ls="--", lw=1, label="c = 2")
-    ax.set_xscale("log")
+        ax.errorbar(x[fin] + offset, med[fin], yerr=[med[fin] - lo[fin], hi[fin] - med[fin]], color=colour,
+                    marker=marker, ms=5.5, mec="white", mew=0.6, ls="-", lw=1.5, elinewidth=1.0, capsize=2.5,
+                    zorder=4)
+        handles.append(Line2D([], [], color=colour, marker=marker, ms=5.5, mec="white", lw=1.5,
+                              label=f"{name} (median, min–max)"))
+    ax.axhline(2.0, color="0.25", ls="--", lw=1.0, zorder=3)
+    handles.append(Line2D([], [], color="0.25", ls="--", lw=1.0, label="c = 2"))
+    ax.set_xlim(-0.5, len(columns) - 0.5)
+    ax.set_ylim(ye[0], ye[-1])
     ax.set_yscale("log", base=2)
-    ax.set_xlabel("d / w")
+    powers = [2.0 ** k for k in range(math.ceil(math.log2(ye[0])), math.floor(math.log2(ye[-1])) + 1)]
+    ax.set_yticks(powers, [f"{p:g}" for p in powers])
+    ax.yaxis.set_minor_locator(plt.NullLocator())
+    ax.set_xticks(x, [f"{Fraction(c['depth'], c['width'])}\n({c['depth']}, {c['width']})" for c in columns])
+    ax.tick_params(axis="x", length=0, labelsize=9)
+    ax.set_xlabel("d / w   (depth d, width w)")
     ax.set_ylabel("c = η λ₀")
-    ax.set_title(title or "early-training phase diagram (median, min-max over seeds)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="outside right center", fontsize=8.5, frameon=False,
+               title="regime (median over seeds)", title_fontsize=9, alignment="left")
+    fig.suptitle(title or "early-training phase diagram", fontsize=10)
     return fig
 
 
 def plot_early_trajectories(entry: dict, seed: int, cs: Sequence[float], *, title: str = ""):
-    """Loss and lambda_t / lambda_0 over the first steps for representative c."""
+    """Loss and lambda_t / lambda_0 over the first steps for representative c (one colour per c)."""
     import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     by_c = entry["runs"][seed]
     for c in cs:
         r = by_c[c]
         loss, lam = r.get("early_loss", []), r.get("early_sharpness", [])
         if len(loss):
-            a.plot(np.arange(len(loss)), loss, marker=".", label=f"c={c:.3g}")
+            a.plot(np.arange(len(loss)), loss, marker=".", label=f"c = {c:.3g}")
         if len(lam):
-            b.plot(np.arange(len(lam)), np.asarray(lam) / lam[0], marker=".", label=f"c={c:.3g}")
+            b.plot(np.arange(len(lam)), np.asarray(lam) / lam[0], marker=".", label=f"c = {c:.3g}")
     a.set_yscale("log")
     a.set_xlabel("step")
-    a.set_ylabel("training loss (mse-mean)")
+    a.set_ylabel("train loss (MSE, mean over outputs)")
     b.set_xlabel("step")
-    b.set_ylabel("λ_t / λ₀")
+    b.set_ylabel(r"$\lambda_t / \lambda_0$")
     b.set_yscale("log")
     b.axhline(1.0, color="k", lw=0.8, ls=":")
-    a.legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
+    a.legend(fontsize=8.5)
+    if title:
+        fig.suptitle(title, fontsize=11)
     return fig
 
 

@@ -134,9 +134,15 @@ def regime_verdict(onset: dict, c: float, acc: Accuracy, *, min_certified: float
 
 
 def plot_regimes(result, onsets: list[dict], *, title: str = ""):
-    """eta * lambda_t against log time for each c, with the onset of each regime marked on its curve."""
+    """eta * lambda_t against log time for each c, with the onset of each regime marked on its curve.
+
+    One colour per c; a marker per regime at its first step; the edge
+    eta * lambda = 2 dashed; the legend to the right of the axes.
+    """
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+
+    from eoslab.plots import suptitle
+    fig, ax = plt.subplots(figsize=(8.5, 4.5), layout="constrained")
     markers = dict(zip(REGIMES, ("o", "s", "^", "*")))
     for i, c in enumerate(result.lrs):
         s, lam = result.series(i, "sharpness")
@@ -154,10 +160,11 @@ def plot_regimes(result, onsets: list[dict], *, title: str = ""):
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("step + 1")
-    ax.set_ylabel("η λ_t")
-    ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+    ax.set_ylabel(r"$\eta\,\lambda_t$")
+    ax.legend(fontsize=8.5, loc="center left", bbox_to_anchor=(1.02, 0.5),
+              frameon=False)
+    if title:
+        suptitle(fig, title, fontsize=11)
     return fig
 
 
@@ -195,12 +202,12 @@ def regime_where(label: str, cfg) -> str:
 
 
 def run_regimes(out: Path, label: str, overrides: list[str], *, quick: bool, progress: bool,
-                title_quick: bool, store) -> tuple[list[Claim], str]:
+                title_quick: bool, store, force: bool = False) -> tuple[list[Claim], str]:
     """Train the regime recipe (``configs/phases.toml``) and classify each c's certified sharpness."""
     from eoslab.plots import save_figure
     from eoslab.train import train
     cfg = load_recipe("phases", ([f"train.steps={QUICK_REGIME_STEPS}"] if quick else []) + overrides)
-    result = train(cfg, results_dir=out, store=store, progress=progress)
+    result = train(cfg, results_dir=out, store=store, progress=progress, force=force)
     fits = [certified_regimes(result.metrics[i], result.step_sizes[i]) for i in range(len(result.lrs))]
     onsets, accs = [f[0] for f in fits], [f[1] for f in fits]
     where = regime_where(label, cfg)

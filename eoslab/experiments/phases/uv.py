@@ -69,24 +69,33 @@ def uv_claims(uv: dict) -> list[Claim]:
 
 
 def plot_uv(uv: dict, *, title: str = ""):
-    """Fraction of initialisations whose loss rises early, sharpness rises early, or that diverge, against c."""
+    """Fraction of initialisations whose loss rises early, sharpness rises early, or that diverge, against c.
+
+    Three step curves on a log-2 c axis (solid, dashed, dotted, so that where
+    they coincide each is still seen), the paper's c_loss = 2 and c_max = 4 as
+    thin vertical lines, the legend to the right of the axes.
+    """
     import matplotlib.pyplot as plt
+
+    from eoslab.plots import suptitle
     cs = uv["cs"]
     seeds = len(uv["per_seed"])
     rise = np.array([[loss_rises(uv["losses"][i, s]) for s in range(seeds)] for i in range(len(cs))]).mean(1)
     srise = np.array([[sharpness_rises(uv["sharpness"][i, s]) for s in range(seeds)]
                       for i in range(len(cs))]).mean(1)
     div = uv["diverged"].mean(1)
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax.plot(cs, rise, label="loss rises in 10 steps")
-    ax.plot(cs, srise, label="sharpness rises in 10 steps")
-    ax.plot(cs, div, label=f"diverges in {uv['steps']} steps")
+    fig, ax = plt.subplots(figsize=(7.5, 3.6), layout="constrained")
+    ax.plot(cs, rise, ls="-", lw=2.4, label="loss rises in 10 steps")
+    ax.plot(cs, srise, ls="--", lw=1.8, label="sharpness rises in 10 steps")
+    ax.plot(cs, div, ls=":", lw=2.4, label=f"diverges in {uv['steps']} steps")
     for v in (2, 4):
-        ax.axvline(v, color="k", ls="--", lw=0.8)
+        ax.axvline(v, color="0.4", ls="-", lw=0.7, zorder=0)
     ax.set_xscale("log", base=2)
+    ticks = [t for t in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8) if cs[0] <= t <= cs[-1]]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_locator(plt.NullLocator())
     ax.set_xlabel("c = η λ₀")
     ax.set_ylabel("fraction of initialisations")
-    ax.set_title(title or f"uv model, width {uv['width']}: c_loss = 2, c_max = 4")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    suptitle(fig, title or f"uv model, width {uv['width']}: c_loss = 2, c_max = 4", fontsize=11)
     return fig

@@ -9,7 +9,7 @@ import numpy as np
 
 from eoslab.experiments.tuners.settings import Method
 from eoslab.experiments.tuners.summaries import best, summarise
-from eoslab.plots import LOSS_LABELS
+from eoslab.plots import LOSS_LABELS, suptitle
 from eoslab.train import TrainResult
 
 
@@ -77,11 +77,11 @@ def _running_geomean(values, half: int):
 
 def _label_axes(axes, loss_name: str, per_step_loss: bool):
     what = "train loss (line: running geometric mean)" if per_step_loss else "full train loss (eval steps)"
-    axes[0].set_ylabel(f"{what}\n{LOSS_LABELS.get(loss_name, loss_name)}", fontsize=7)
+    axes[0].set_ylabel(f"{what}\n{LOSS_LABELS.get(loss_name, loss_name)}", fontsize=9)
     axes[1].set_ylabel("sharpness λ_t")
-    axes[2].set_ylabel("step size η_t = |Δθ|/|g|\n(line: running geometric mean)", fontsize=8)
+    axes[2].set_ylabel("step size η_t = |Δθ|/|g|\n(line: running geometric mean)", fontsize=9)
     axes[3].set_ylabel("η_t·λ_t  (dashed: edge of stability, 2)")
-    axes[3].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    axes[3].legend(fontsize=8.5, loc="upper left", bbox_to_anchor=(1.02, 1.0))
 
 
 def _method_runs(results: list[tuple[Method, TrainResult]]):
@@ -101,21 +101,19 @@ def _method_runs(results: list[tuple[Method, TrainResult]]):
 
 def plot_full_batch(results: list[tuple[Method, TrainResult]], title: str):
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2), layout="constrained")
     _panel_row(axes, _method_runs(results), per_step_loss=True)
     _label_axes(axes, results[0][1].config.loss.name, True)
-    fig.suptitle(title + "  (grey: the other constant step sizes)")
-    fig.tight_layout()
+    suptitle(fig, title + "  (grey: the other constant step sizes)", fontsize=12)
     return fig
 
 
 def plot_stochastic(results: dict[int, list[tuple[Method, TrainResult]]], title: str):
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(results), 4, figsize=(18, 3.6 * len(results)), squeeze=False)
+    fig, axes = plt.subplots(len(results), 4, figsize=(18, 3.6 * len(results)), squeeze=False, layout="constrained")
     for row, (bs, res) in zip(axes, sorted(results.items())):
         _panel_row(row, _method_runs(res), per_step_loss=False)
         _label_axes(row, res[0][1].config.loss.name, False)
-        row[0].set_title(f"batch size {bs}", fontsize=9, loc="left")
-    fig.suptitle(title)
-    fig.tight_layout()
+        row[0].set_title(f"batch size {bs}", fontsize=10, loc="left")
+    suptitle(fig, title, fontsize=12)
     return fig

@@ -32,12 +32,13 @@ def _title(cfg, setting: str, quick: bool) -> str:
 
 
 def run_methods(methods, overrides: list[str], out: Path, store: RunStore, progress: bool,
-                per_method: dict[str, list[str]] | None = None) -> list[tuple[Method, TrainResult]]:
+                per_method: dict[str, list[str]] | None = None, force: bool = False
+                ) -> list[tuple[Method, TrainResult]]:
     results = []
     for method in methods:
         extra = [*overrides, *(per_method or {}).get(method.key, [])]
         cfg = load_recipe(method.recipe, extra)
-        results.append((method, train(cfg, results_dir=out, store=store, progress=progress)))
+        results.append((method, train(cfg, results_dir=out, store=store, progress=progress, force=force)))
     return results
 
 
@@ -57,14 +58,15 @@ def _stochastic_skip(quick: bool, batch_sizes, seeds) -> str | None:
     return None
 
 
-def stochastic_sweep(extra: list[str], out: Path, store: RunStore, progress: bool, batch_sizes, seeds):
+def stochastic_sweep(extra: list[str], out: Path, store: RunStore, progress: bool, batch_sizes, seeds,
+                     force: bool = False):
     """Every stochastic method at every batch size and seed: (claims, tables, seed-0 results for the figure)."""
     by_batch, sto_rows, tables = {}, {}, []
     for bs in batch_sizes:
         sto_rows[bs] = {m.key: [] for m in STOCHASTIC}
         for seed in seeds:
             results = run_methods(STOCHASTIC, [*extra, f"optimizer.batch_size={bs}", f"seed={seed}"], out, store,
-                                  progress)
+                                  progress, force=force)
             by_batch.setdefault(bs, results)
             for m, res in results:
                 sto_rows[bs][m.key] += summarise(res, m)
@@ -74,7 +76,7 @@ def stochastic_sweep(extra: list[str], out: Path, store: RunStore, progress: boo
 
 def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True, store=None,
               overrides: list[str] | None = None, batch_sizes: tuple[int, ...] = BATCH_SIZES,
-              seeds: tuple[int, ...] = SEEDS) -> list[Claim]:
+              seeds: tuple[int, ...] = SEEDS, force: bool = False) -> list[Claim]:
     """Run the recipes; write tuners*.png/pdf, table.txt, claims.md and claims.json into ``out_dir``.
 
     ``overrides`` apply to every recipe (after :data:`QUICK_OVERRIDES` with ``quick``);
@@ -91,7 +93,7 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
     claims: list[Claim] = []
     tables = []
     with store_in(out, store) as store:
-        results = run_methods(FULL_BATCH, extra, out, store, progress)
+        results = run_methods(FULL_BATCH, extra, out, store, progress, force=force)
         rows = {m.key: summarise(res, m) for m, res in results}
         tables.append(format_table([r for rs in rows.values() for r in rs], "full batch"))
         claims += full_batch_claims(rows)
@@ -99,7 +101,8 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
         save_figure(plot_full_batch(results, _title(cfg, "full batch", quick)), out / "tuners")
 
         if sto_skip is None:
-            sto_claims, sto_tables, by_batch = stochastic_sweep(extra, out, store, progress, batch_sizes, seeds)
+            sto_claims, sto_tables, by_batch = stochastic_sweep(extra, out, store, progress, batch_sizes, seeds,
+                                                                        force=force)
             claims += sto_claims
             tables += sto_tables
             cfg = by_batch[batch_sizes[0]][0][1].config
@@ -112,7 +115,7 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
         if cifar_skip is None:
             try:
                 results = run_methods(FULL_BATCH, [*extra, *CIFAR_OVERRIDES], out, store, progress,
-                                      per_method={"gd": [CIFAR_GD_LRS]})
+                                      per_method={"gd": [CIFAR_GD_LRS]}, force=force)
             except DataError as e:
                 claims += not_run(cifar_rules, str(e))
             else:

@@ -1,0 +1,1 @@
+"""Layout checks of every figure the project draws."""
