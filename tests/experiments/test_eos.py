@@ -123,6 +123,16 @@ def test_quick_reproduction_marks_quick_and_keeps_every_claim(tmp_path, monkeypa
         assert r["accuracy"]["used"] + r["accuracy"]["unconverged"] == stored
     assert rows[3]["accuracy"] is None and isinstance(rows[3]["holds"], bool)
     assert (tmp_path / "eos-gd.png").is_file()
+    # the same command again reports the stored runs and writes the same claims; force retrains and replaces
+    before = (tmp_path / "claims.json").read_text()
+    eos.reproduce(tmp_path, quick=True, progress=False, overrides=TINY)
+    assert (tmp_path / "claims.json").read_text() == before
+    with RunStore.in_dir(tmp_path) as store:
+        assert [r.id for r in store.list_runs()] == [run.id]
+    eos.reproduce(tmp_path, quick=True, progress=False, overrides=TINY, force=True)
+    with RunStore.in_dir(tmp_path) as store:
+        (again,) = store.list_runs()
+    assert again.id != run.id and json.loads((tmp_path / "claims.json").read_text())[0]["value"] == rows[0]["value"]
 
 
 @pytest.mark.slow
