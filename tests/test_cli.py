@@ -131,22 +131,32 @@ def _metrics(results):
 
 
 def test_kill_9_then_resume_gives_identical_metrics(tmp_path):
-    cfg = _config(tmp_path, train={"steps": 1500, "eval_every": 20, "checkpoint_every": 100},
+    cfg = _config(tmp_path, train={"steps": 600, "eval_every": 20, "checkpoint_every": 100},
                   probes={"every_step": True})
     cmd = [sys.executable, "-m", "eoslab.cli", "run", cfg, "--no-progress"]
-    # three runs of 1500 steps: executed more than compiled, so with XLA's default optimisation (see conftest)
+    # runs executed more than compiled, so with XLA's default optimisation (see conftest)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": ""}
     killed = tmp_path / "killed"
     proc = subprocess.Popen([*cmd, "--results", str(killed)], env=env)
     ckpt_dir = killed / "checkpoints"
+
+    def checkpointed_step():
+        for path in ckpt_dir.glob("*.npz") if ckpt_dir.exists() else []:
+            try:
+                with np.load(path) as z:
+                    return int(z["step"])
+            except (OSError, ValueError, KeyError):  # replaced while read
+                return -1
+        return -1
+
     deadline = time.time() + 240
-    while time.time() < deadline and not (ckpt_dir.exists() and any(ckpt_dir.glob("*.npz"))):
-        time.sleep(0.2)
-    time.sleep(1.0)
+    while time.time() < deadline and checkpointed_step() < 100:  # past the step-0 checkpoint: a scheduled one
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     with RunStore.in_dir(killed) as store:
+        before = sorted(r.id for r in store.list_runs())
         assert {r.status for r in store.list_runs()} == {"running"}, "the kill must land mid-run"
         assert store.integrity_ok()
     assert subprocess.run([*cmd, "--results", str(killed)], env=env).returncode == 0
@@ -154,6 +164,8 @@ def test_kill_9_then_resume_gives_identical_metrics(tmp_path):
     assert subprocess.run([*cmd, "--results", str(clean)], env=env).returncode == 0
     a, b = _metrics(killed), _metrics(clean)
     assert set(a) == set(b) == {0.1, 0.5}
+    with RunStore.in_dir(killed) as store:  # resumed under the same run ids, nothing left failed
+        assert sorted(r.id for r in store.list_runs()) == before
     for lr in a:
         assert set(a[lr]) == set(b[lr])
         for name in a[lr]:
@@ -174,6 +186,11 @@ def test_a_second_run_reads_compiled_programs_from_the_cache_and_computes_the_sa
     assert cached  # the programs that took over half a second to compile
     assert subprocess.run([*cmd, str(tmp_path / "b")], env=env).returncode == 0
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
-    env.update(EOSLAB_CACHE_DIR="", HOME=str(tmp_path / "home"))  # off: not even the default ~/.cache/eoslab
-    assert subprocess.run([*cmd, str(tmp_path / "c")], env=env).returncode == 0
+    # off (EOSLAB_CACHE_DIR=""): not even the default ~/.cache/eoslab is made; by default it is
+    env["HOME"] = str(tmp_path / "home")
+    missing = [sys.executable, "-m", "eoslab.cli", "run", str(tmp_path / "none.toml")]  # exits 2 after the set-up
+    assert subprocess.run(missing, env={**env, "EOSLAB_CACHE_DIR": ""}, capture_output=True).returncode == 2
     assert not (tmp_path / "home" / ".cache" / "eoslab").exists()
+    env.pop("EOSLAB_CACHE_DIR")
+    assert subprocess.run(missing, env=env, capture_output=True).returncode == 2
+    assert (tmp_path / "home" / ".cache" / "eoslab" / "jax").is_dir()
