@@ -28,7 +28,7 @@ _EXPORTS = {
     "InputError": "eoslab.errors", "ConfigError": "eoslab.errors", "DataError": "eoslab.errors",
 }
 _SUBMODULES = {"curvature", "thresholds", "rules", "losses", "store", "data", "models", "train",
-               "experiments", "plots", "errors", "tuners", "sweep", "probes", "monitor", "report"}
+               "experiments", "plots", "errors", "tuners", "sweep", "probes", "monitor", "report", "flows"}
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
 

@@ -1,0 +1,312 @@
+"""The central flow, the stable flow and the discrete optimizer, side by side (Cohen, Damian et al. 2024).
+
+For an update theta <- theta - P^{-1} grad L (P includes the step size; its
+state s has rate ds/dt = r(s, g), :mod:`eoslab.flows.dynamics`), the
+*stable flow* is gradient flow in the geometry of P,
+
+    dtheta/dt = -P^{-1} grad L(theta),    ds/dt = r(s, grad L),
+
+and the *central flow* models the time average of the oscillating iterates
+at the edge of stability:
+
+    dtheta/dt = -P^{-1} [ grad L(theta) + 1/2 grad <H(theta), Sigma> ],
+    ds/dt     = r(s, g) + 1/2 d^2 r/dg^2 [H Sigma H],       Sigma = U X U^T,
+
+where U holds the top eigenvectors of P^{-1} H, normalised so that
+U^T P U = I (then U^T H U = diag(lambda)), and the k x k matrix X >= 0 keeps
+the flow on the stability boundary: over the next time step dt the slack
+A = U^T (2P - H) U (diag(2 - lambda) now) must stay PSD, and X may be
+non-zero only where it is used up.  A moves with the flow (U held fixed),
+
+    dA_ij/dt = 2 u_i^T (dP/dt) u_j - grad(u_i^T H u_j) . dtheta/dt,
+
+affinely in X, so A(t + dt) = alpha + beta[X] and X solves the complementarity
+problem of :mod:`eoslab.flows.complementarity`.  The third-derivative terms
+grad(u_i^T H u_j) come from reverse-over-forward-over-forward differentiation
+(one product per pair i <= j); the eigenvectors from eoslab's warm-started
+tracker on P^{-1/2} H P^{-1/2} (:class:`~eoslab.curvature.SharpnessTracker`),
+a few Hessian-vector products per substep.
+
+The time-averaged loss the flow predicts is L(theta) + 1/2 <H, Sigma> =
+L(theta) + 1/2 sum_i X_ii lambda_i.
+
+Time: one unit per optimizer step.  Each unit is integrated by explicit
+Euler substeps, as many as the stiffness needs: ``ceil(lambda_max(P^{-1} H) /
+stiffness)`` (at the edge, lambda = 2 and the default 0.5 gives 4 substeps),
+at least ``min_substeps``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from eoslab.curvature import SharpnessTracker
+from eoslab.flows.complementarity import linear_map_matrix, smat, solve, svec
+
+
+class FlowPoint(NamedTuple):
+    """The measurements at one instant of a flow (or at one step of the discrete run)."""
+    loss: float
+    predicted_loss: float  # L + 1/2 <H, Sigma> (central flow); L otherwise
+    eigenvalues: np.ndarray  # top-k of P^{-1} H
+    X: np.ndarray  # k x k (zeros outside the central flow)
+    hvps: int  # Hessian-vector products spent since the last point
+    third: int  # third-derivative products spent since the last point
+    substeps: int
+    converged: bool  # every eigensolve and complementarity solve met its tolerance
+
+
+@dataclasses.dataclass
+class Trajectory:
+    """A flow or a discrete run: parameters and measurements at t = 0, 1, ..., T."""
+    kind: str  # "central", "stable" or "discrete"
+    thetas: list[np.ndarray]
+    points: list[FlowPoint]
+
+    def series(self, name: str) -> np.ndarray:
+        if name == "sharpness":
+            return np.asarray([p.eigenvalues[0] for p in self.points])
+        return np.asarray([getattr(p, name) for p in self.points], dtype=np.float64)
+
+
+def _pairs(k: int):
+    i, j = np.triu_indices(k)
+    return i, j, np.where(i == j, 1.0, math.sqrt(2.0))
+
+
+def third_derivatives(loss: Callable, theta: jax.Array, U: jax.Array) -> jax.Array:
+    """grad_theta (u_i^T H(theta) u_j) for the pairs i <= j of the rows of U (svec order): [k(k+1)/2, n]."""
+    i, j, _ = _pairs(U.shape[0])
+
+    def one(u, v):
+        curv = lambda t: jax.jvp(lambda s: jax.jvp(loss, (s,), (v,))[1], (t,), (u,))[1]  # noqa: E731
+        return jax.grad(curv)(theta)
+
+    return jax.lax.map(lambda uv: one(*uv), (U[i], U[j]))
+
+
+class _Substep(NamedTuple):
+    theta: jax.Array
+    s: jax.Array
+    tracker: object
+    loss: jax.Array
+    eigenvalues: jax.Array
+    X: jax.Array
+    hvps: jax.Array
+    converged: jax.Array
+
+
+class CentralFlow:
+    """The central flow of ``dynamics`` on ``loss_fn`` (see the module docstring).
+
+    ``k``: eigenvectors of P^{-1} H followed (the set grows by one, up to
+    ``k_max``, whenever the smallest tracked eigenvalue comes within
+    ``grow_margin`` of the threshold); ``tol``: the eigensolves' relative
+    accuracy; ``sdcp_tol``: the complementarity solver's.
+    """
+
+    def __init__(self, loss_fn: Callable, dynamics, *, k: int = 2, k_max: int = 8, tol: float = 1e-6,
+                 sdcp_tol: float = 1e-9, stiffness: float = 0.5, min_substeps: int = 1,
+                 grow_margin: float = 0.05, seed: int = 0):
+        self.loss_fn, self.dyn = loss_fn, dynamics
+        self.k, self.k_max, self.tol, self.sdcp_tol = k, k_max, tol, sdcp_tol
+        self.stiffness, self.min_substeps, self.grow_margin, self.seed = stiffness, min_substeps, grow_margin, seed
+        self._compiled: dict = {}
+
+    # -- the pieces -------------------------------------------------------------------------------
+
+    def _flat(self, params):
+        theta, unravel = ravel_pytree(params)
+        return theta, (lambda v: self.loss_fn(unravel(v)))
+
+    def _substep_fn(self, loss, k: int, dt: float):
+        dyn, thr = self.dyn, self.dyn.threshold
+        tracker = SharpnessTracker(k=k, tol=self.tol)
+        i, j, w = _pairs(k)
+        w = jnp.asarray(w)
+
+        def substep(theta, s, tstate):
+            value, g = jax.value_and_grad(loss)(theta)
+            p = jnp.broadcast_to(dyn.P(s), theta.shape)
+            res, tstate = tracker.update(loss, theta, tstate, precond=p)
+            lam = res.eigenvalues
+            U = res.eigenvectors / jnp.sqrt(p)  # rows u_i with U P U^T = I and U H U^T = diag(lambda)
+            D = third_derivatives(loss, theta, U)  # [npairs, n]
+            HU = (U * p) * lam[:, None]  # H u_i = lambda_i P u_i
+            # stable parts
+            dth_s = -g / p
+            ds_s = dyn.rate(s, g)
+            # X parts, column c = the effect of svec coordinate c of X
+            dth_X = -0.5 * (D * w[:, None]) / p  # [npairs, n]
+
+            def rate_at(gv):
+                return dyn.rate(s, gv)
+
+            def second(u, v):  # d^2 r / dg^2 [u, v]
+                return jax.jvp(lambda a: jax.jvp(rate_at, (a,), (v,))[1], (g,), (u,))[1]
+
+            Q = jax.lax.map(lambda ab: second(*ab), (HU[i], HU[j]))  # [npairs, dim s]
+            # 1/2 r''[H Sigma H] for Sigma = U X U^T: 1/2 sum_ab X_ab Q_ab = 1/2 sum_c x_c w_c Q_c
+            ds_X = 0.5 * Q * w[:, None]
+            dP = lambda ds: jnp.broadcast_to(jax.jvp(dyn.P, (s,), (ds,))[1], theta.shape)  # noqa: E731
+
+            def dA(dth, ds):  # dA/dt for a rate of theta and of s
+                m = 2.0 * (U * dP(ds)) @ U.T
+                dh = smat((D @ dth) * w, k)  # (grad u_i^T H u_j) . dth, as a matrix
+                return m - dh
+
+            alpha = jnp.diag(thr - lam) + dt * dA(dth_s, ds_s)
+            beta = dt * linear_map_matrix(lambda Xm: dA(svec(Xm) @ dth_X, svec(Xm) @ ds_X), k, theta.dtype)
+            sol = solve(alpha, 0.5 * (beta + beta.T), tol=self.sdcp_tol)
+            x = svec(sol.X)
+            theta = theta + dt * (dth_s + x @ dth_X)
+            s = s + dt * (ds_s + x @ ds_X)
+            ok = res.converged & sol.converged
+            return _Substep(theta, s, tstate, value, lam, sol.X, res.num_hvps, ok)
+
+        return tracker, jax.jit(substep)
+
+    # -- integration -----------------------------------------------------------------------------
+
+    def run(self, params, steps: int) -> Trajectory:
+        """Integrate from ``params`` for ``steps`` units of time; a point at every unit."""
+        theta, loss = self._flat(params)
+        g0 = jax.grad(loss)(theta)
+        s = self.dyn.init(theta, g0)
+        k = self.k
+        tracker = SharpnessTracker(k=k, tol=self.tol)
+        p = jnp.broadcast_to(self.dyn.P(s), theta.shape)
+        res, tstate = tracker.init(loss, theta, precond=p, key=jax.random.PRNGKey(self.seed))
+        thetas, points = [np.asarray(theta)], []
+        lam_max = float(res.eigenvalues[0])
+        for t in range(steps + 1):
+            n = max(self.min_substeps, math.ceil(max(lam_max, 1e-12) / self.stiffness))
+            dt = 1.0 / n
+            key = (k, n)
+            if key not in self._compiled:
+                self._compiled[key] = self._substep_fn(loss, k, dt)[1]
+            step = self._compiled[key]
+            hvps, ok = 0, True
+            first = None
+            for _ in range(n if t < steps else 1):
+                out = step(theta, s, tstate)
+                if first is None:
+                    first = out
+                if t < steps:
+                    theta, s, tstate = out.theta, out.s, out.tracker
+                hvps += int(out.hvps)
+                ok &= bool(out.converged)
+            lam = np.asarray(first.eigenvalues)
+            Xm = np.asarray(first.X)
+            pred = float(first.loss) + 0.5 * float(np.sum(np.diag(Xm) * lam))
+            points.append(FlowPoint(float(first.loss), pred, lam, Xm, hvps,
+                                    (k * (k + 1) // 2) * (n if t < steps else 1), n, ok))
+            if t < steps:
+                thetas.append(np.asarray(theta))
+            lam_max = float(lam[0])
+            if lam[-1] >= (1 - self.grow_margin) * self.dyn.threshold and k < self.k_max:
+                k += 1  # a new eigenvalue reaches the edge: follow one more
+                tstate = _grow(tstate)
+        return Trajectory("central", thetas, points)
+
+
+def _grow(tstate):
+    """The tracker state following one more eigenvector: its guard (the next Ritz vector) joins the set."""
+    return tstate._replace(vectors=jnp.concatenate([tstate.vectors, tstate.guard[None]]),
+                           eigenvalues=jnp.concatenate([tstate.eigenvalues, tstate.eigenvalues[-1:]]))
+
+
+class StableFlow:
+    """Gradient flow in the geometry of P: dtheta/dt = -P^{-1} grad L, ds/dt = r(s, g) (no oscillation).
+
+    The same substeps as :class:`CentralFlow` (``ceil(lambda_max / stiffness)``
+    per unit of time); it also tracks the top-k eigenvalues of P^{-1} H, which
+    along this flow rise past the threshold (it is the flow the central flow
+    is compared with).
+    """
+
+    def __init__(self, loss_fn: Callable, dynamics, *, k: int = 2, tol: float = 1e-6, stiffness: float = 0.5,
+                 min_substeps: int = 1, seed: int = 0):
+        self.loss_fn, self.dyn, self.k, self.tol = loss_fn, dynamics, k, tol
+        self.stiffness, self.min_substeps, self.seed = stiffness, min_substeps, seed
+        self._compiled: dict = {}
+
+    def _unit_fn(self, loss, n: int):
+        dyn, tracker = self.dyn, SharpnessTracker(k=self.k, tol=self.tol)
+
+        def unit(theta, s, tstate):
+            value = loss(theta)
+            p = jnp.broadcast_to(dyn.P(s), theta.shape)
+            res, tstate = tracker.update(loss, theta, tstate, precond=p)
+
+            def sub(c, _):
+                th, st = c
+                g = jax.grad(loss)(th)
+                return (th - g / jnp.broadcast_to(dyn.P(st), th.shape) / n, st + dyn.rate(st, g) / n), None
+
+            (theta, s), _ = jax.lax.scan(sub, (theta, s), None, length=n)
+            return theta, s, tstate, value, res.eigenvalues, res.num_hvps, res.converged
+
+        return jax.jit(unit)
+
+    def run(self, params, steps: int) -> Trajectory:
+        theta, unravel = ravel_pytree(params)
+        loss = lambda v: self.loss_fn(unravel(v))  # noqa: E731
+        s = self.dyn.init(theta, jax.grad(loss)(theta))
+        tracker = SharpnessTracker(k=self.k, tol=self.tol)
+        p = jnp.broadcast_to(self.dyn.P(s), theta.shape)
+        res, tstate = tracker.init(loss, theta, precond=p, key=jax.random.PRNGKey(self.seed))
+        lam_max = float(res.eigenvalues[0])
+        thetas, points = [np.asarray(theta)], []
+        for t in range(steps + 1):
+            n = max(self.min_substeps, math.ceil(max(lam_max, 1e-12) / self.stiffness))
+            if n not in self._compiled:
+                self._compiled[n] = self._unit_fn(loss, n)
+            new_theta, new_s, tstate, value, lam, hvps, ok = self._compiled[n](theta, s, tstate)
+            lam = np.asarray(lam)
+            points.append(FlowPoint(float(value), float(value), lam, np.zeros((self.k, self.k)), int(hvps), 0, n,
+                                    bool(ok)))
+            if t < steps:
+                theta, s = new_theta, new_s
+                thetas.append(np.asarray(theta))
+            lam_max = float(lam[0])
+        return Trajectory("stable", thetas, points)
+
+
+class DiscreteRun:
+    """The optimizer itself: theta <- theta - P(s')^{-1} g, s' = step(s, g), with lambda(P^{-1} H) at every step."""
+
+    def __init__(self, loss_fn: Callable, dynamics, *, k: int = 2, tol: float = 1e-6, seed: int = 0):
+        self.loss_fn, self.dyn, self.k, self.tol, self.seed = loss_fn, dynamics, k, tol, seed
+
+    def run(self, params, steps: int) -> Trajectory:
+        theta, unravel = ravel_pytree(params)
+        loss = lambda v: self.loss_fn(unravel(v))  # noqa: E731
+        dyn, tracker = self.dyn, SharpnessTracker(k=self.k, tol=self.tol)
+        s = dyn.init(theta, jax.grad(loss)(theta))
+        res, tstate = tracker.init(loss, theta, precond=jnp.broadcast_to(dyn.P(s), theta.shape),
+                                   key=jax.random.PRNGKey(self.seed))
+
+        @jax.jit
+        def step(theta, s, tstate):
+            value, g = jax.value_and_grad(loss)(theta)
+            res, tstate = tracker.update(loss, theta, tstate, precond=jnp.broadcast_to(dyn.P(s), theta.shape))
+            s_new = dyn.step(s, g)
+            theta = theta - g / jnp.broadcast_to(dyn.P(s_new), theta.shape)
+            return theta, s_new, tstate, value, res.eigenvalues, res.num_hvps, res.converged
+
+        thetas, points = [np.asarray(theta)], []
+        for t in range(steps + 1):
+            new_theta, new_s, tstate, value, lam, hvps, ok = step(theta, s, tstate)
+            points.append(FlowPoint(float(value), float(value), np.asarray(lam), np.zeros((self.k, self.k)),
+                                    int(hvps), 0, 1, bool(ok)))
+            if t < steps:
+                theta, s = new_theta, new_s
+                thetas.append(np.asarray(theta))
+        return Trajectory("discrete", thetas, points)

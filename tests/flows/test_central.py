@@ -1,0 +1,183 @@
+"""The central flow against an independent calculation: dense derivatives, numpy eigh and cvxpy, on a tiny model.
+
+The independent side builds the Hessian and the third-derivative tensor of the loss densely (``jax.hessian``,
+``jax.jacfwd``), the top eigenvectors of P^{-1/2} H P^{-1/2} with numpy, the complementarity problem's alpha and
+beta from the definitions (A = U^T (2P - H) U, its rate along the flow with U fixed), solves it with cvxpy, and
+takes the same explicit Euler substeps.  eoslab's flow uses Hessian-vector products, nested forward-mode third
+derivatives, the warm tracker and its own solver.
+"""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from eoslab.flows.central import CentralFlow, DiscreteRun, StableFlow
+from eoslab.flows.dynamics import GD, RMSProp
+
+X = jax.random.normal(jax.random.PRNGKey(0), (12, 2), jnp.float64)
+Y = jnp.sin(2 * X[:, :1])
+
+
+def loss_flat(v):
+    w1, w2 = v[:6].reshape(2, 3), v[6:].reshape(3, 1)
+    return 0.5 * jnp.mean((jnp.tanh(X @ w1) @ w2 - Y) ** 2)
+
+
+def loss(params):
+    return loss_flat(params["v"])
+
+
+def theta0():
+    return jax.random.normal(jax.random.PRNGKey(3), (9,), jnp.float64) * 0.8
+
+
+def cvxpy_sdcp(alpha, beta_apply, k):
+    import cvxpy as cp
+    Xv = cp.Variable((k, k), PSD=True)
+    # the objective 1/2 <X, beta[X]> + <alpha, X>, beta PSD: written with beta's matrix on the k*k entries
+    E = [np.eye(k)[:, [a]] @ np.eye(k)[[b], :] for a in range(k) for b in range(k)]
+    M = np.array([[np.sum(beta_apply(0.5 * (Ea + Ea.T)) * (0.5 * (Eb + Eb.T))) for Eb in E] for Ea in E])
+    M = 0.5 * (M + M.T)
+    w, V = np.linalg.eigh(M)
+    root = V * np.sqrt(np.maximum(w, 0))
+    x = cp.reshape(Xv, (k * k,), order="C")
+    cp.Problem(cp.Minimize(0.5 * cp.sum_squares(root.T @ x) + cp.sum(cp.multiply(alpha, Xv)))).solve(
+        solver="CLARABEL", tol_gap_abs=1e-13, tol_gap_rel=1e-13, tol_feas=1e-13)
+    return np.asarray(Xv.value)
+
+
+def reference_flow(dyn, theta, units, k, n):
+    """The central flow by dense derivatives, numpy and cvxpy: ``units`` units of ``n`` Euler substeps."""
+    hess = jax.jit(jax.hessian(loss_flat))
+    third = jax.jit(jax.jacfwd(jax.hessian(loss_flat)))
+    grad = jax.jit(jax.grad(loss_flat))
+    theta = np.asarray(theta)
+    s = np.asarray(dyn.init(jnp.asarray(theta), grad(jnp.asarray(theta))))
+    out = [theta.copy()]
+    dt = 1.0 / n
+    for _ in range(units):
+        for _ in range(n):
+            g, H, T = np.asarray(grad(theta)), np.asarray(hess(theta)), np.asarray(third(theta))
+            p = np.broadcast_to(np.asarray(dyn.P(jnp.asarray(s))), theta.shape)
+            lam, V = np.linalg.eigh(H / np.sqrt(np.outer(p, p)))
+            lam, V = lam[::-1][:k], V[:, ::-1][:, :k]
+            U = V / np.sqrt(p)[:, None]  # columns, U^T P U = I
+            D = np.einsum("abc,bi,cj->aij", T, U, U)  # grad_theta (u_i^T H u_j): [n, k, k]
+            HU = H @ U
+            r_s = np.asarray(dyn.rate(jnp.asarray(s), jnp.asarray(g)))
+
+            def r_second(Xm):  # 1/2 d^2 r / dg^2 [H Sigma H], Sigma = U X U^T, by central differences of r
+                w_, Q = np.linalg.eigh(HU @ Xm @ HU.T)
+                total = np.zeros_like(s)
+                for wi, q in zip(w_, Q.T):
+                    h = 1e-4
+                    f = lambda e: np.asarray(dyn.rate(jnp.asarray(s), jnp.asarray(g + e * q)))  # noqa: E731
+                    total += 0.5 * wi * (f(h) - 2 * f(0.0) + f(-h)) / h ** 2
+                return total
+
+            def dP(ds):
+                return np.broadcast_to(np.asarray(jax.jvp(dyn.P, (jnp.asarray(s),), (jnp.asarray(ds),))[1]),
+                                       theta.shape)
+
+            def rates(Xm):
+                dth = -(g + 0.5 * np.einsum("aij,ij->a", D, Xm)) / p
+                ds = r_s + (r_second(Xm) if np.any(Xm) else 0.0)
+                return dth, ds
+
+            def dA(dth, ds):
+                return 2 * U.T @ (dP(ds)[:, None] * U) - np.einsum("aij,a->ij", D, dth)
+
+            dth0, ds0 = rates(np.zeros((k, k)))
+            alpha = np.diag(2.0 - lam) + dt * dA(dth0, ds0)
+
+            def beta_apply(Xm):
+                dth_x = -0.5 * np.einsum("aij,ij->a", D, Xm) / p
+                ds_x = r_second(Xm) if np.any(Xm) else np.zeros_like(s)
+                return dt * (2 * U.T @ (dP(ds_x)[:, None] * U) - np.einsum("aij,a->ij", D, dth_x))
+
+            Xm = cvxpy_sdcp(alpha, beta_apply, k)
+            dth, ds = rates(Xm)
+            theta, s = theta + dt * dth, s + dt * ds
+        out.append(theta.copy())
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize("dyn", [GD(eta=0.0), RMSProp(eta=0.0, beta2=0.9)], ids=["gd", "rmsprop"])
+def test_central_flow_against_dense_derivatives_numpy_and_cvxpy(dyn):
+    import dataclasses
+    th = theta0()
+    H = np.asarray(jax.hessian(loss_flat)(th))
+    p_unit = np.broadcast_to(np.asarray(dataclasses.replace(dyn, eta=1.0).P(
+        dyn.init(th, jax.grad(loss_flat)(th)))), th.shape)
+    lam_unit = np.linalg.eigvalsh(H / np.sqrt(np.outer(p_unit, p_unit)))[-1]
+    dyn = dataclasses.replace(dyn, eta=2.6 / lam_unit)  # past the edge at t = 0: the flow projects at once
+    k, n, units = 2, 4, 3
+    flow = CentralFlow(loss, dyn, k=k, k_max=k, tol=1e-10, sdcp_tol=1e-12, stiffness=1e9, min_substeps=n)
+    got = flow.run({"v": th}, units)
+    want = reference_flow(dyn, th, units, k, n)
+    np.testing.assert_allclose(np.asarray(got.thetas), want, rtol=1e-6, atol=1e-8)
+    assert got.points[0].X[0, 0] > 0  # it did oscillate
+    assert all(p.converged for p in got.points)
+
+
+def test_below_the_edge_the_central_flow_is_the_stable_flow_and_euler_is_exact_on_a_quadratic():
+    A = jnp.diag(jnp.array([3.0, 1.0, 0.25]))
+    quad = lambda p: 0.5 * p["v"] @ A @ p["v"]  # noqa: E731
+    eta, n, units = 0.5, 4, 5  # eta * lambda_max = 1.5 < 2: never at the edge
+    v0 = jnp.array([1.0, -2.0, 0.5])
+    central = CentralFlow(quad, GD(eta), k=2, k_max=2, tol=1e-10, stiffness=1e9, min_substeps=n).run({"v": v0}, units)
+    stable = StableFlow(quad, GD(eta), k=2, tol=1e-10, stiffness=1e9, min_substeps=n).run({"v": v0}, units)
+    euler = np.linalg.matrix_power(np.eye(3) - eta * np.asarray(A) / n, n)  # one unit of n Euler substeps
+    want = np.asarray([np.linalg.matrix_power(euler, t) @ np.asarray(v0) for t in range(units + 1)])
+    np.testing.assert_allclose(np.asarray(central.thetas), want, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.asarray(stable.thetas), want, rtol=1e-12, atol=1e-14)
+    assert all(np.all(p.X == 0) for p in central.points)
+    np.testing.assert_allclose(central.series("sharpness"), 1.5, rtol=1e-9)  # lambda_1(P^-1 H) = eta * 3
+
+
+def test_the_discrete_run_is_gd_as_optax_computes_it():
+    import optax
+    th = theta0()
+    for dyn, tx in ((GD(0.3), optax.sgd(0.3)),):  # (RMSProp's nu starts at g_0^2 here, at 0 in optax)
+        got = DiscreteRun(loss, dyn, k=1, tol=1e-8).run({"v": th}, 5)
+        params, state = {"v": th}, tx.init({"v": th})
+        for t in range(5):
+            updates, state = tx.update(jax.grad(loss)(params), state, params)
+            params = optax.apply_updates(params, updates)
+            np.testing.assert_allclose(got.thetas[t + 1], params["v"], rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_along_the_central_flow_the_sharpness_stays_at_the_edge():
+    """GD past the edge: the discrete run oscillates around 2 in lambda(P^-1 H), the central flow stays on it."""
+    th = theta0()
+    lam0 = float(np.linalg.eigvalsh(np.asarray(jax.hessian(loss_flat)(th)))[-1])
+    dyn = GD(2.4 / lam0)
+    central = CentralFlow(loss, dyn, k=2, tol=1e-9).run({"v": th}, 30)
+    lam = central.series("sharpness")
+    assert math.isclose(lam[0], 2.4, rel_tol=1e-6)
+    reached = int(np.argmax(lam[1:] >= 0.99 * 2.0)) + 1  # (the projection at t = 0 first lowers it)
+    assert 1 <= reached < 20
+    np.testing.assert_allclose(lam[reached:], 2.0, rtol=1e-2)  # once at the edge, it stays there
+    discrete = DiscreteRun(loss, dyn, k=1, tol=1e-9).run({"v": th}, 30).series("sharpness")
+    assert np.max(np.abs(discrete[reached:] - 2.0)) > 2 * np.max(np.abs(lam[reached:] - 2.0))
+    assert np.all(central.series("predicted_loss") >= central.series("loss") - 1e-15)
+
+
+def test_flow_dynamics_from_the_rules_and_their_errors():
+    from eoslab.errors import ConfigError
+    from eoslab.flows import dynamics_for
+    assert dynamics_for("gd", 0.1) == GD(0.1)
+    r = dynamics_for("rmsprop", 0.01, beta2=0.95, scalar=True)
+    assert (r.beta2, r.scalar, r.eps) == (0.95, True, 1e-8)
+    with pytest.raises(ConfigError, match="no central flow for rule 'adagrad'; flows exist for gd, rmsprop"):
+        dynamics_for("adagrad", 0.1)
+    with pytest.raises(ConfigError, match="eta=-1 must be a positive number"):
+        dynamics_for("gd", -1)
+    with pytest.raises(ConfigError, match="beta2"):
+        dynamics_for("rmsprop", 0.1, beta2=1.5)
+    # the continuous rate relaxes nu with the discrete EMA's own rate: nu_t - nu* = beta2^t (nu_0 - nu*)
+    s, g = jnp.array([4.0]), jnp.array([1.0])
+    assert float(RMSProp(0.1, beta2=0.9).rate(s, g)[0]) == pytest.approx(-math.log(0.9) * (1.0 - 4.0))
