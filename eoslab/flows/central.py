@@ -157,7 +157,7 @@ class CentralFlow:
             dP = lambda ds: jnp.broadcast_to(jax.jvp(dyn.P, (s,), (ds,))[1], theta.shape)  # noqa: E731
 
             def dA(dth, ds):  # dA/dt for a rate of theta and of s
-                m = 2.0 * (U * dP(ds)) @ U.T
+                m = thr * (U * dP(ds)) @ U.T  # d/dt U^T (c P) U
                 dh = smat((D @ dth) * w, k)  # (grad u_i^T H u_j) . dth, as a matrix
                 return m - dh
 
@@ -178,7 +178,7 @@ class CentralFlow:
         """Integrate from ``params`` for ``steps`` units of time; a point at every unit."""
         theta, loss = self._flat(params)
         g0 = jax.grad(loss)(theta)
-        s = self.dyn.init(theta, g0)
+        s = self.dyn.flow_init(theta, g0)
         k = self.k
         tracker = SharpnessTracker(k=k, tol=self.tol)
         p = jnp.broadcast_to(self.dyn.P(s), theta.shape)
@@ -258,7 +258,7 @@ class StableFlow:
     def run(self, params, steps: int) -> Trajectory:
         theta, unravel = ravel_pytree(params)
         loss = lambda v: self.loss_fn(unravel(v))  # noqa: E731
-        s = self.dyn.init(theta, jax.grad(loss)(theta))
+        s = self.dyn.flow_init(theta, jax.grad(loss)(theta))
         tracker = SharpnessTracker(k=self.k, tol=self.tol)
         p = jnp.broadcast_to(self.dyn.P(s), theta.shape)
         res, tstate = tracker.init(loss, theta, precond=p, key=jax.random.PRNGKey(self.seed))
@@ -280,7 +280,12 @@ class StableFlow:
 
 
 class DiscreteRun:
-    """The optimizer itself: theta <- theta - P(s')^{-1} g, s' = step(s, g), with lambda(P^{-1} H) at every step."""
+    """The optimizer itself (``dynamics.update``), with lambda(P^{-1} H) at every step.
+
+    The eigenvalues at step t are those of P(s_{t+1})^{-1} H(theta_t): the
+    preconditioner that step applies (for Adam and RMSProp, after their
+    second-moment update).
+    """
 
     def __init__(self, loss_fn: Callable, dynamics, *, k: int = 2, tol: float = 1e-6, seed: int = 0):
         self.loss_fn, self.dyn, self.k, self.tol, self.seed = loss_fn, dynamics, k, tol, seed
@@ -289,17 +294,18 @@ class DiscreteRun:
         theta, unravel = ravel_pytree(params)
         loss = lambda v: self.loss_fn(unravel(v))  # noqa: E731
         dyn, tracker = self.dyn, SharpnessTracker(k=self.k, tol=self.tol)
-        s = dyn.init(theta, jax.grad(loss)(theta))
-        res, tstate = tracker.init(loss, theta, precond=jnp.broadcast_to(dyn.P(s), theta.shape),
+        g0 = jax.grad(loss)(theta)
+        s = dyn.init(theta, g0)
+        _, s1 = dyn.update(theta, s, g0)
+        res, tstate = tracker.init(loss, theta, precond=jnp.broadcast_to(dyn.P(s1), theta.shape),
                                    key=jax.random.PRNGKey(self.seed))
 
         @jax.jit
         def step(theta, s, tstate):
             value, g = jax.value_and_grad(loss)(theta)
-            res, tstate = tracker.update(loss, theta, tstate, precond=jnp.broadcast_to(dyn.P(s), theta.shape))
-            s_new = dyn.step(s, g)
-            theta = theta - g / jnp.broadcast_to(dyn.P(s_new), theta.shape)
-            return theta, s_new, tstate, value, res.eigenvalues, res.num_hvps, res.converged
+            new_theta, new_s = dyn.update(theta, s, g)
+            res, tstate = tracker.update(loss, theta, tstate, precond=jnp.broadcast_to(dyn.P(new_s), theta.shape))
+            return new_theta, new_s, tstate, value, res.eigenvalues, res.num_hvps, res.converged
 
         thetas, points = [np.asarray(theta)], []
         for t in range(steps + 1):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from eoslab.flows.central import CentralFlow, DiscreteRun, StableFlow
-from eoslab.flows.dynamics import GD, RMSProp
+from eoslab.flows.dynamics import GD, Adam, HeavyBall, RMSProp
 
 X = jax.random.normal(jax.random.PRNGKey(0), (12, 2), jnp.float64)
 Y = jnp.sin(2 * X[:, :1])
@@ -40,21 +40,33 @@ def cvxpy_sdcp(alpha, beta_apply, k):
     E = [np.eye(k)[:, [a]] @ np.eye(k)[[b], :] for a in range(k) for b in range(k)]
     M = np.array([[np.sum(beta_apply(0.5 * (Ea + Ea.T)) * (0.5 * (Eb + Eb.T))) for Eb in E] for Ea in E])
     M = 0.5 * (M + M.T)
+    scale = np.abs(M).max()  # X is unchanged when alpha and beta are scaled together
+    M, alpha = M / scale, alpha / scale
     w, V = np.linalg.eigh(M)
     root = V * np.sqrt(np.maximum(w, 0))
     x = cp.reshape(Xv, (k * k,), order="C")
     cp.Problem(cp.Minimize(0.5 * cp.sum_squares(root.T @ x) + cp.sum(cp.multiply(alpha, Xv)))).solve(
         solver="CLARABEL", tol_gap_abs=1e-13, tol_gap_rel=1e-13, tol_feas=1e-13)
+    assert Xv.value is not None, "cvxpy found no solution"
     return np.asarray(Xv.value)
 
 
-def reference_flow(dyn, theta, units, k, n):
+def own_sdcp(alpha, beta_apply, k):
+    """eoslab's solver (tested against cvxpy separately), for instances cvxpy solves inaccurately."""
+    from eoslab.flows.complementarity import smat, solve, svec
+    n = k * (k + 1) // 2
+    B = np.stack([np.asarray(svec(jnp.asarray(beta_apply(np.asarray(smat(jnp.eye(n)[c], k)))))) for c in range(n)], 1)
+    return np.asarray(solve(jnp.asarray(alpha), jnp.asarray(0.5 * (B + B.T)), tol=1e-12).X)
+
+
+def reference_flow(dyn, theta, units, k, n, sdcp=cvxpy_sdcp):
     """The central flow by dense derivatives, numpy and cvxpy: ``units`` units of ``n`` Euler substeps."""
     hess = jax.jit(jax.hessian(loss_flat))
     third = jax.jit(jax.jacfwd(jax.hessian(loss_flat)))
     grad = jax.jit(jax.grad(loss_flat))
     theta = np.asarray(theta)
-    s = np.asarray(dyn.init(jnp.asarray(theta), grad(jnp.asarray(theta))))
+    s = np.asarray(dyn.flow_init(jnp.asarray(theta), grad(jnp.asarray(theta))))
+    c = dyn.threshold
     out = [theta.copy()]
     dt = 1.0 / n
     for _ in range(units):
@@ -87,36 +99,42 @@ def reference_flow(dyn, theta, units, k, n):
                 return dth, ds
 
             def dA(dth, ds):
-                return 2 * U.T @ (dP(ds)[:, None] * U) - np.einsum("aij,a->ij", D, dth)
+                return c * U.T @ (dP(ds)[:, None] * U) - np.einsum("aij,a->ij", D, dth)
 
             dth0, ds0 = rates(np.zeros((k, k)))
-            alpha = np.diag(2.0 - lam) + dt * dA(dth0, ds0)
+            alpha = np.diag(c - lam) + dt * dA(dth0, ds0)
 
             def beta_apply(Xm):
                 dth_x = -0.5 * np.einsum("aij,ij->a", D, Xm) / p
                 ds_x = r_second(Xm) if np.any(Xm) else np.zeros_like(s)
-                return dt * (2 * U.T @ (dP(ds_x)[:, None] * U) - np.einsum("aij,a->ij", D, dth_x))
+                return dt * (c * U.T @ (dP(ds_x)[:, None] * U) - np.einsum("aij,a->ij", D, dth_x))
 
-            Xm = cvxpy_sdcp(alpha, beta_apply, k)
+            Xm = sdcp(alpha, beta_apply, k)
             dth, ds = rates(Xm)
             theta, s = theta + dt * dth, s + dt * ds
         out.append(theta.copy())
     return np.asarray(out)
 
 
-@pytest.mark.parametrize("dyn", [GD(eta=0.0), RMSProp(eta=0.0, beta2=0.9)], ids=["gd", "rmsprop"])
+@pytest.mark.parametrize("dyn", [
+    pytest.param(GD(eta=0.0), id="gd"), pytest.param(RMSProp(eta=0.0, beta2=0.9), id="rmsprop"),
+    # at momentum's threshold (38) a unit of time takes 88 substeps: about 40 s each, with the slow tests
+    pytest.param(HeavyBall(eta=0.0, beta=0.9), id="heavy-ball", marks=pytest.mark.slow),
+    pytest.param(Adam(eta=0.0, beta2=0.9, eps=0.1), id="adam", marks=pytest.mark.slow)])
 def test_central_flow_against_dense_derivatives_numpy_and_cvxpy(dyn):
     import dataclasses
     th = theta0()
     H = np.asarray(jax.hessian(loss_flat)(th))
     p_unit = np.broadcast_to(np.asarray(dataclasses.replace(dyn, eta=1.0).P(
-        dyn.init(th, jax.grad(loss_flat)(th)))), th.shape)
+        dyn.flow_init(th, jax.grad(loss_flat)(th)))), th.shape)
     lam_unit = np.linalg.eigvalsh(H / np.sqrt(np.outer(p_unit, p_unit)))[-1]
-    dyn = dataclasses.replace(dyn, eta=2.6 / lam_unit)  # past the edge at t = 0: the flow projects at once
-    k, n, units = 2, 4, 3
+    dyn = dataclasses.replace(dyn, eta=1.1 * dyn.threshold / lam_unit)  # past the edge: the flow projects at once
+    k = 2
+    # Euler needs dt * lambda(P^-1 H) <= 1/2: 4 substeps at GD's edge (2), 88 at momentum's (38)
+    n, units = max(4, math.ceil(1.1 * dyn.threshold / 0.5)), (3 if dyn.threshold == 2 else 1)
     flow = CentralFlow(loss, dyn, k=k, k_max=k, tol=1e-10, sdcp_tol=1e-12, stiffness=1e9, min_substeps=n)
     got = flow.run({"v": th}, units)
-    want = reference_flow(dyn, th, units, k, n)
+    want = reference_flow(dyn, th, units, k, n, sdcp=cvxpy_sdcp if dyn.name in ("gd", "rmsprop") else own_sdcp)
     np.testing.assert_allclose(np.asarray(got.thetas), want, rtol=1e-6, atol=1e-8)
     assert got.points[0].X[0, 0] > 0  # it did oscillate
     assert all(p.converged for p in got.points)
@@ -137,16 +155,47 @@ def test_below_the_edge_the_central_flow_is_the_stable_flow_and_euler_is_exact_o
     np.testing.assert_allclose(central.series("sharpness"), 1.5, rtol=1e-9)  # lambda_1(P^-1 H) = eta * 3
 
 
-def test_the_discrete_run_is_gd_as_optax_computes_it():
+def test_the_discrete_runs_are_gd_heavy_ball_and_adam_as_optax_computes_them():
     import optax
+
+    from eoslab.flows.dynamics import Adam, HeavyBall
     th = theta0()
-    for dyn, tx in ((GD(0.3), optax.sgd(0.3)),):  # (RMSProp's nu starts at g_0^2 here, at 0 in optax)
+    for dyn, tx in ((GD(0.3), optax.sgd(0.3)), (HeavyBall(0.1, 0.9), optax.sgd(0.1, momentum=0.9)),
+                    (Adam(0.01, 0.9, 0.999, 1e-8), optax.adam(0.01, 0.9, 0.999, 1e-8))):
+        # (RMSProp's nu starts at g_0^2 here, at 0 in optax)
         got = DiscreteRun(loss, dyn, k=1, tol=1e-8).run({"v": th}, 5)
         params, state = {"v": th}, tx.init({"v": th})
         for t in range(5):
             updates, state = tx.update(jax.grad(loss)(params), state, params)
             params = optax.apply_updates(params, updates)
-            np.testing.assert_allclose(got.thetas[t + 1], params["v"], rtol=1e-12)
+            np.testing.assert_allclose(got.thetas[t + 1], params["v"], rtol=1e-10, err_msg=dyn.name)
+
+
+@pytest.mark.parametrize("dyn", [GD(0.5), RMSProp(0.5, scalar=True), "heavy-ball", "adam"])
+def test_each_threshold_is_the_stability_edge_of_its_iteration_on_a_quadratic(dyn):
+    """Frozen P: the discrete iteration on L = lambda/2 x^2 converges at lambda(P^-1 H) = 0.99 c, diverges at 1.01 c."""
+    from eoslab.flows.dynamics import Adam, HeavyBall
+    if dyn == "heavy-ball":
+        dyn = HeavyBall(0.5, 0.9)
+    elif dyn == "adam":
+        dyn = Adam(0.5, 0.9, 0.999, 0.0)
+    x0 = jnp.array([1.0])
+    s = dyn.flow_init(x0, jnp.array([1.0]))
+    p = float(jnp.reshape(dyn.P(s), (-1,))[0])
+    for ratio, grows in ((0.99, False), (1.01, True)):
+        lam = ratio * dyn.threshold * p  # curvature with lambda(P^-1 H) = ratio * c
+        x, v = x0, jnp.zeros(1)
+        for _ in range(3000):  # the iteration with P frozen: EMA or heavy-ball momentum on top
+            g = lam * x
+            if isinstance(dyn, HeavyBall):
+                v = dyn.beta * v + g
+                x = x - dyn.eta * v
+            elif isinstance(dyn, Adam):
+                v = dyn.beta1 * v + (1 - dyn.beta1) * g
+                x = x - v / p
+            else:
+                x = x - g / p
+        assert (abs(float(x[0])) > 1.0) == grows, (dyn.name, ratio)
 
 
 @pytest.mark.slow
@@ -172,7 +221,7 @@ def test_flow_dynamics_from_the_rules_and_their_errors():
     assert dynamics_for("gd", 0.1) == GD(0.1)
     r = dynamics_for("rmsprop", 0.01, beta2=0.95, scalar=True)
     assert (r.beta2, r.scalar, r.eps) == (0.95, True, 1e-8)
-    with pytest.raises(ConfigError, match="no central flow for rule 'adagrad'; flows exist for gd, rmsprop"):
+    with pytest.raises(ConfigError, match="no central flow for rule .adagrad.; flows exist for gd, rmsprop, heavy-ball, adam"):
         dynamics_for("adagrad", 0.1)
     with pytest.raises(ConfigError, match="eta=-1 must be a positive number"):
         dynamics_for("gd", -1)
