@@ -60,6 +60,7 @@ REPRODUCTIONS: dict[str, Reproduction] = {r.name: r for r in (
     Reproduction("pal", "eoslab.experiments.pal", "Mutschler & Zell 2020",
                  ("pal", "pal-conjugate", "pal-sgd", "pal-ce", "pal-ce-sgd")),
     Reproduction("phases", "eoslab.experiments.phases", "Kalra & Barkeshli 2023", ("phases",), sweeps=True),
+    Reproduction("central-flows", "eoslab.experiments.central_flows", "Cohen, Damian et al. 2024", ("eos",)),
 )}
 
 

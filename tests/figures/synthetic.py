@@ -200,3 +200,23 @@ def alignment_inputs(name="logcosh2", n=40, steps=200):
                     final_sharpness_ratio=dict(median=0.9878, fraction_within_tol=0.992), eos_fraction=0.992)
         results.append((ens, summ))
     return model, results, cfg
+
+
+def central_flow_rows():
+    """(setting, dynamics, metrics) rows as eoslab.experiments.central_flows.plot takes them: two settings."""
+    from eoslab.experiments.central_flows import SETTINGS
+    from eoslab.flows import dynamics_for
+    rows = []
+    t = np.arange(251)
+    for setting in SETTINGS[:2]:
+        dyn = dynamics_for(setting.rule, setting.eta, **dict(setting.hyper))
+        c = dyn.threshold
+        lam = np.minimum(1.2 + t / 100, c)
+        m = {}
+        for kind, wobble in (("discrete", 0.1), ("stable", 0.0), ("central", 0.0)):
+            sharp = lam * (1 + wobble * np.cos(np.pi * t)) if kind != "stable" else 1.2 + t / 80
+            loss = _loss(t, spikes=kind == "discrete")
+            m[kind] = dict(loss=loss, predicted_loss=loss * 1.05, effective_sharpness=sharp,
+                           distance=np.linspace(0, 0.3 if kind == "stable" else 0.05, len(t)))
+        rows.append((setting, dyn, m))
+    return rows

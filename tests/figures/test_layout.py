@@ -335,6 +335,14 @@ CHECKED = {  # module -> the test above that draws its figures
 }
 
 
+def test_central_flows_figure():
+    from eoslab.experiments.central_flows import plot
+    assert_layout_ok(plot(synthetic.central_flow_rows(), quick=True))
+
+
+CHECKED["eoslab/experiments/central_flows.py"] = test_central_flows_figure
+
+
 def test_every_module_that_draws_a_figure_has_a_layout_test():
     """A new figure (a module creating a matplotlib figure) needs its test here, or this fails."""
     import re
