@@ -111,7 +111,7 @@ class CentralFlow:
     accuracy; ``sdcp_tol``: the complementarity solver's.
     """
 
-    def __init__(self, loss_fn: Callable, dynamics, *, k: int = 2, k_max: int = 8, tol: float = 1e-6,
+    def __init__(self, loss_fn: Callable, dynamics, *, k: int = 2, k_max: int = 5, tol: float = 1e-6,
                  sdcp_tol: float = 1e-9, stiffness: float = 0.5, min_substeps: int = 1,
                  grow_margin: float = 0.05, seed: int = 0):
         self.loss_fn, self.dyn = loss_fn, dynamics
