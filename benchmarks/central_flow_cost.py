@@ -1,0 +1,64 @@
+"""The central flow's cost per unit of flow time against the discrete run, and how it grows with k.
+
+One problem (the eos recipe's fc-tanh [200, 200] on the first 300 digits, MSE, float64, GD at eta = 0.3),
+run once past the edge; then, from the same point at the edge, each variant for the same number of units:
+
+* the discrete run (one step per unit, lambda_1(P^-1 H) tracked at every step, k = 1);
+* the central flow with k = 1, 2, 3, 4 eigenvectors held fixed (k_max = k).
+
+Printed: Hessian-vector products and third-derivative products per unit of flow time (exact counts), wall
+time per unit, and wall time as a ratio to the discrete run's per step, in one run on the same machine.
+The reference implementation's figures (issue 16, its own 9k-parameter MLP): about 700 HVPs and 60
+third-derivative products per unit, 1.6-1.9 s per unit.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/central_flow_cost.py [--units 20] [--warmup 150]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import numpy as np
+
+jax.config.update("jax_enable_x64", True)
+
+from eoslab.experiments.central_flows import _problem  # noqa: E402
+from eoslab.flows import CentralFlow, DiscreteRun, GD  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--units", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=150, help="GD steps before measuring (past the edge)")
+    args = ap.parse_args(argv)
+    _, params, loss = _problem(300, [])
+    dyn = GD(0.3)
+    from jax.flatten_util import ravel_pytree
+    theta, unravel = ravel_pytree(params)
+    grad = jax.jit(jax.grad(lambda v: loss(unravel(v))))
+    for _ in range(args.warmup):
+        theta = theta - dyn.eta * grad(theta)
+    start = {"p": unravel(theta)}
+    lossp = lambda p: loss(p["p"])  # noqa: E731
+    rows = []
+    DiscreteRun(lossp, dyn, k=1, tol=1e-4).run(start, 2)  # compile
+    t0 = time.perf_counter()
+    d = DiscreteRun(lossp, dyn, k=1, tol=1e-4).run(start, args.units)
+    disc = (time.perf_counter() - t0) / (args.units + 1)
+    rows.append(("discrete, k = 1", np.mean(d.series("hvps")), 0.0, disc))
+    for k in (1, 2, 3, 4):
+        flow = CentralFlow(lossp, dyn, k=k, k_max=k, tol=1e-4)
+        flow.run(start, 1)  # compile
+        t0 = time.perf_counter()
+        c = flow.run(start, args.units)
+        wall = (time.perf_counter() - t0) / (args.units + 1)
+        rows.append((f"central flow, k = {k}", np.mean(c.series("hvps")), np.mean(c.series("third")), wall))
+    print(f"{'variant':<24}{'HVPs/unit':>11}{'third/unit':>12}{'s/unit':>9}{'x discrete':>12}")
+    for name, hv, th, wall in rows:
+        print(f"{name:<24}{hv:>11.1f}{th:>12.1f}{wall:>9.3f}{wall / disc:>12.1f}")
+    print("reference (its own MLP): about 700 HVPs and 60 third-derivative products per unit")
+
+
+if __name__ == "__main__":
+    main()
