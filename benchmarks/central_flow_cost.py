@@ -8,6 +8,8 @@ run once past the edge; then, from the same point at the edge, each variant for 
 
 Printed: Hessian-vector products and third-derivative products per unit of flow time (exact counts), wall
 time per unit, and wall time as a ratio to the discrete run's per step, in one run on the same machine.
+Wall times are steady-state: (time of 2u units - time of u units) / u, so the cold eigensolve at the start
+of every run and the compilation drop out.
 The reference implementation's figures (issue 16, its own 9k-parameter MLP): about 700 HVPs and 60
 third-derivative products per unit, 1.6-1.9 s per unit.
 
@@ -42,18 +44,22 @@ def main(argv=None):
     start = {"p": unravel(theta)}
     lossp = lambda p: loss(p["p"])  # noqa: E731
     rows = []
-    DiscreteRun(lossp, dyn, k=1, tol=1e-4).run(start, 2)  # compile
-    t0 = time.perf_counter()
-    d = DiscreteRun(lossp, dyn, k=1, tol=1e-4).run(start, args.units)
-    disc = (time.perf_counter() - t0) / (args.units + 1)
-    rows.append(("discrete, k = 1", np.mean(d.series("hvps")), 0.0, disc))
-    for k in (1, 2, 3, 4):
-        flow = CentralFlow(lossp, dyn, k=k, k_max=k, tol=1e-4)
-        flow.run(start, 1)  # compile
+
+    def steady(runner):
+        """Steady-state seconds per unit, and the trajectory of 2u units."""
+        runner.run(start, 1)  # compile
         t0 = time.perf_counter()
-        c = flow.run(start, args.units)
-        wall = (time.perf_counter() - t0) / (args.units + 1)
-        rows.append((f"central flow, k = {k}", np.mean(c.series("hvps")), np.mean(c.series("third")), wall))
+        runner.run(start, args.units)
+        t1 = time.perf_counter()
+        traj = runner.run(start, 2 * args.units)
+        t2 = time.perf_counter()
+        return ((t2 - t1) - (t1 - t0)) / args.units, traj
+
+    disc, d = steady(DiscreteRun(lossp, dyn, k=1, tol=1e-4))
+    rows.append(("discrete, k = 1", np.mean(d.series("hvps")[1:]), 0.0, disc))
+    for k in (1, 2, 3, 4):
+        wall, c = steady(CentralFlow(lossp, dyn, k=k, k_max=k, tol=1e-4))
+        rows.append((f"central flow, k = {k}", np.mean(c.series("hvps")[1:]), np.mean(c.series("third")[1:]), wall))
     print(f"{'variant':<24}{'HVPs/unit':>11}{'third/unit':>12}{'s/unit':>9}{'x discrete':>12}")
     for name, hv, th, wall in rows:
         print(f"{name:<24}{hv:>11.1f}{th:>12.1f}{wall:>9.3f}{wall / disc:>12.1f}")

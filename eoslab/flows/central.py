@@ -216,6 +216,11 @@ class CentralFlow:
         return Trajectory("central", thetas, points)
 
 
+def unravel_key(params):
+    """What a compiled step depends on besides its arguments: the structure and shapes of the parameters."""
+    return jax.tree_util.tree_structure(params), tuple(np.shape(x) for x in jax.tree_util.tree_leaves(params))
+
+
 def _grow(tstate):
     """The tracker state following one more eigenvector: its guard (the next Ritz vector) joins the set."""
     return tstate._replace(vectors=jnp.concatenate([tstate.vectors, tstate.guard[None]]),
@@ -300,12 +305,15 @@ class DiscreteRun:
         res, tstate = tracker.init(loss, theta, precond=jnp.broadcast_to(dyn.P(s1), theta.shape),
                                    key=jax.random.PRNGKey(self.seed))
 
-        @jax.jit
-        def step(theta, s, tstate):
+        def step_fn(theta, s, tstate):
             value, g = jax.value_and_grad(loss)(theta)
             new_theta, new_s = dyn.update(theta, s, g)
             res, tstate = tracker.update(loss, theta, tstate, precond=jnp.broadcast_to(dyn.P(new_s), theta.shape))
             return new_theta, new_s, tstate, value, res.eigenvalues, res.num_hvps, res.converged
+
+        if getattr(self, "_step", None) is None or self._step[0] != unravel_key(params):
+            self._step = (unravel_key(params), jax.jit(step_fn))
+        step = self._step[1]
 
         thetas, points = [np.asarray(theta)], []
         for t in range(steps + 1):
