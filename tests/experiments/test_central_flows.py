@@ -66,8 +66,8 @@ def test_the_centred_mean_uses_every_step_of_its_window():
 
 
 def test_tiny_reproduction_stores_three_runs_per_setting_and_reads_them_back(tmp_path):
-    small = ["model.widths=[16]"]
-    claims = cf.reproduce(tmp_path, quick=True, progress=False, overrides=small, steps=12)
+    small = ["model.widths=[8]"]
+    claims = cf.reproduce(tmp_path, quick=True, progress=False, overrides=small, steps=6)
     rows = json.loads((tmp_path / "claims.json").read_text())
     assert len(rows) == len(claims) == 4 * len(cf.SETTINGS) and all(r["quick"] for r in rows)
     assert sum(r["detail"].startswith("not run: --quick") for r in rows) == 4 * (len(cf.SETTINGS) - 1)
@@ -77,13 +77,13 @@ def test_tiny_reproduction_stores_three_runs_per_setting_and_reads_them_back(tmp
         assert sorted(r.name.rsplit("/", 1)[1] for r in runs) == ["central", "discrete", "stable"]
         metrics_ = {r.name.rsplit("/", 1)[1]: store.get_metrics(r.id) for r in runs}
     for kind, m in metrics_.items():
-        np.testing.assert_array_equal(m["loss"][0], np.arange(13))
+        np.testing.assert_array_equal(m["loss"][0], np.arange(7))
         assert np.all(np.isfinite(m["effective_sharpness"][1]))
     # the three start together; the discrete run's distance to itself is 0
     assert metrics_["discrete"]["distance"][1].max() == 0
     np.testing.assert_allclose(metrics_["central"]["loss"][1][0], metrics_["discrete"]["loss"][1][0], rtol=1e-12)
     ids = sorted(r.id for r in runs)
-    again = cf.reproduce(tmp_path, quick=True, progress=False, overrides=small, steps=12)
+    again = cf.reproduce(tmp_path, quick=True, progress=False, overrides=small, steps=6)
     assert [c.value for c in again] == [c.value for c in claims]  # read back from the store
     with RunStore.in_dir(tmp_path) as store:
         assert sorted(r.id for r in store.list_runs(group="central-flows/gd-0.3")) == ids
