@@ -102,7 +102,48 @@ class _Substep(NamedTuple):
     converged: jax.Array
 
 
-class CentralFlow:
+def _precond(dyn, s: jax.Array, theta: jax.Array) -> jax.Array:
+    """P(s) with one entry per parameter (a scalar P broadcast)."""
+    return jnp.broadcast_to(dyn.P(s), theta.shape)
+
+
+def _substeps(lam_max: float, stiffness: float, min_substeps: int) -> int:
+    """Euler substeps per unit of time: dt * lambda_max(P^{-1} H) <= stiffness, at least ``min_substeps``."""
+    return max(min_substeps, math.ceil(max(lam_max, 1e-12) / stiffness))
+
+
+def _layout(params):
+    """What a compiled function depends on besides its arguments: the parameters' structure, shapes and dtypes."""
+    leaves = jax.tree_util.tree_leaves(params)
+    return jax.tree_util.tree_structure(params), tuple((np.shape(x), jnp.result_type(x)) for x in leaves)
+
+
+class _Integrator:
+    """What the three trajectories share: the flat loss, the cold first eigensolve, the compiled functions."""
+
+    def __init__(self, loss_fn: Callable, dynamics, *, k: int, tol: float, seed: int):
+        self.loss_fn, self.dyn, self.k, self.tol, self.seed = loss_fn, dynamics, k, tol, seed
+        self._compiled: dict = {}
+
+    def _flat(self, params):
+        """The parameters as one vector, and the loss of such a vector."""
+        theta, unravel = ravel_pytree(params)
+        return theta, (lambda v: self.loss_fn(unravel(v)))
+
+    def _compile(self, params, key, build: Callable):
+        """``build()`` once per parameter layout and ``key`` (it closes over the flat loss of that layout)."""
+        key = (_layout(params), key)
+        if key not in self._compiled:
+            self._compiled[key] = build()
+        return self._compiled[key]
+
+    def _cold(self, loss, theta, s, k: int):
+        """The first, cold eigensolve of P(s)^{-1/2} H P(s)^{-1/2}: its result and the tracker state."""
+        return SharpnessTracker(k=k, tol=self.tol).init(loss, theta, precond=_precond(self.dyn, s, theta),
+                                                        key=jax.random.PRNGKey(self.seed))
+
+
+class CentralFlow(_Integrator):
     """The central flow of ``dynamics`` on ``loss_fn`` (see the module docstring).
 
     ``k``: eigenvectors of P^{-1} H followed (the set grows by one, up to
@@ -114,16 +155,9 @@ class CentralFlow:
     def __init__(self, loss_fn: Callable, dynamics, *, k: int = 2, k_max: int = 5, tol: float = 1e-6,
                  sdcp_tol: float = 1e-9, stiffness: float = 0.5, min_substeps: int = 1,
                  grow_margin: float = 0.05, seed: int = 0):
-        self.loss_fn, self.dyn = loss_fn, dynamics
-        self.k, self.k_max, self.tol, self.sdcp_tol = k, k_max, tol, sdcp_tol
-        self.stiffness, self.min_substeps, self.grow_margin, self.seed = stiffness, min_substeps, grow_margin, seed
-        self._compiled: dict = {}
-
-    # -- the pieces -------------------------------------------------------------------------------
-
-    def _flat(self, params):
-        theta, unravel = ravel_pytree(params)
-        return theta, (lambda v: self.loss_fn(unravel(v)))
+        super().__init__(loss_fn, dynamics, k=k, tol=tol, seed=seed)
+        self.k_max, self.sdcp_tol = k_max, sdcp_tol
+        self.stiffness, self.min_substeps, self.grow_margin = stiffness, min_substeps, grow_margin
 
     def _substep_fn(self, loss, k: int, dt: float):
         dyn, thr = self.dyn, self.dyn.threshold
@@ -133,7 +167,7 @@ class CentralFlow:
 
         def substep(theta, s, tstate):
             value, g = jax.value_and_grad(loss)(theta)
-            p = jnp.broadcast_to(dyn.P(s), theta.shape)
+            p = _precond(dyn, s, theta)
             res, tstate = tracker.update(loss, theta, tstate, precond=p)
             lam = res.eigenvalues
             U = res.eigenvectors / jnp.sqrt(p)  # rows u_i with U P U^T = I and U H U^T = diag(lambda)
@@ -170,9 +204,7 @@ class CentralFlow:
             ok = res.converged & sol.converged
             return _Substep(theta, s, tstate, value, lam, sol.X, res.num_hvps, ok)
 
-        return tracker, jax.jit(substep)
-
-    # -- integration -----------------------------------------------------------------------------
+        return jax.jit(substep)
 
     def run(self, params, steps: int) -> Trajectory:
         """Integrate from ``params`` for ``steps`` units of time; a point at every unit."""
@@ -180,18 +212,12 @@ class CentralFlow:
         g0 = jax.grad(loss)(theta)
         s = self.dyn.flow_init(theta, g0)
         k = self.k
-        tracker = SharpnessTracker(k=k, tol=self.tol)
-        p = jnp.broadcast_to(self.dyn.P(s), theta.shape)
-        res, tstate = tracker.init(loss, theta, precond=p, key=jax.random.PRNGKey(self.seed))
+        res, tstate = self._cold(loss, theta, s, k)
         thetas, points = [np.asarray(theta)], []
         lam_max = float(res.eigenvalues[0])
         for t in range(steps + 1):
-            n = max(self.min_substeps, math.ceil(max(lam_max, 1e-12) / self.stiffness))
-            dt = 1.0 / n
-            key = (k, n)
-            if key not in self._compiled:
-                self._compiled[key] = self._substep_fn(loss, k, dt)[1]
-            step = self._compiled[key]
+            n = _substeps(lam_max, self.stiffness, self.min_substeps)
+            step = self._compile(params, (k, n), lambda: self._substep_fn(loss, k, 1.0 / n))  # noqa: B023
             hvps, ok = 0, True
             first = None
             for _ in range(n if t < steps else 1):
@@ -216,18 +242,13 @@ class CentralFlow:
         return Trajectory("central", thetas, points)
 
 
-def unravel_key(params):
-    """What a compiled step depends on besides its arguments: the structure and shapes of the parameters."""
-    return jax.tree_util.tree_structure(params), tuple(np.shape(x) for x in jax.tree_util.tree_leaves(params))
-
-
 def _grow(tstate):
     """The tracker state following one more eigenvector: its guard (the next Ritz vector) joins the set."""
     return tstate._replace(vectors=jnp.concatenate([tstate.vectors, tstate.guard[None]]),
                            eigenvalues=jnp.concatenate([tstate.eigenvalues, tstate.eigenvalues[-1:]]))
 
 
-class StableFlow:
+class StableFlow(_Integrator):
     """Gradient flow in the geometry of P: dtheta/dt = -P^{-1} grad L, ds/dt = r(s, g) (no oscillation).
 
     The same substeps as :class:`CentralFlow` (``ceil(lambda_max / stiffness)``
@@ -238,22 +259,20 @@ class StableFlow:
 
     def __init__(self, loss_fn: Callable, dynamics, *, k: int = 2, tol: float = 1e-6, stiffness: float = 0.5,
                  min_substeps: int = 1, seed: int = 0):
-        self.loss_fn, self.dyn, self.k, self.tol = loss_fn, dynamics, k, tol
-        self.stiffness, self.min_substeps, self.seed = stiffness, min_substeps, seed
-        self._compiled: dict = {}
+        super().__init__(loss_fn, dynamics, k=k, tol=tol, seed=seed)
+        self.stiffness, self.min_substeps = stiffness, min_substeps
 
     def _unit_fn(self, loss, n: int):
         dyn, tracker = self.dyn, SharpnessTracker(k=self.k, tol=self.tol)
 
         def unit(theta, s, tstate):
             value = loss(theta)
-            p = jnp.broadcast_to(dyn.P(s), theta.shape)
-            res, tstate = tracker.update(loss, theta, tstate, precond=p)
+            res, tstate = tracker.update(loss, theta, tstate, precond=_precond(dyn, s, theta))
 
             def sub(c, _):
                 th, st = c
                 g = jax.grad(loss)(th)
-                return (th - g / jnp.broadcast_to(dyn.P(st), th.shape) / n, st + dyn.rate(st, g) / n), None
+                return (th - g / _precond(dyn, st, th) / n, st + dyn.rate(st, g) / n), None
 
             (theta, s), _ = jax.lax.scan(sub, (theta, s), None, length=n)
             return theta, s, tstate, value, res.eigenvalues, res.num_hvps, res.converged
@@ -261,19 +280,15 @@ class StableFlow:
         return jax.jit(unit)
 
     def run(self, params, steps: int) -> Trajectory:
-        theta, unravel = ravel_pytree(params)
-        loss = lambda v: self.loss_fn(unravel(v))  # noqa: E731
+        theta, loss = self._flat(params)
         s = self.dyn.flow_init(theta, jax.grad(loss)(theta))
-        tracker = SharpnessTracker(k=self.k, tol=self.tol)
-        p = jnp.broadcast_to(self.dyn.P(s), theta.shape)
-        res, tstate = tracker.init(loss, theta, precond=p, key=jax.random.PRNGKey(self.seed))
+        res, tstate = self._cold(loss, theta, s, self.k)
         lam_max = float(res.eigenvalues[0])
         thetas, points = [np.asarray(theta)], []
         for t in range(steps + 1):
-            n = max(self.min_substeps, math.ceil(max(lam_max, 1e-12) / self.stiffness))
-            if n not in self._compiled:
-                self._compiled[n] = self._unit_fn(loss, n)
-            new_theta, new_s, tstate, value, lam, hvps, ok = self._compiled[n](theta, s, tstate)
+            n = _substeps(lam_max, self.stiffness, self.min_substeps)
+            unit = self._compile(params, n, lambda: self._unit_fn(loss, n))  # noqa: B023
+            new_theta, new_s, tstate, value, lam, hvps, ok = unit(theta, s, tstate)
             lam = np.asarray(lam)
             points.append(FlowPoint(float(value), float(value), lam, np.zeros((self.k, self.k)), int(hvps), 0, n,
                                     bool(ok)))
@@ -284,7 +299,7 @@ class StableFlow:
         return Trajectory("stable", thetas, points)
 
 
-class DiscreteRun:
+class DiscreteRun(_Integrator):
     """The optimizer itself (``dynamics.update``), with lambda(P^{-1} H) at every step.
 
     The eigenvalues at step t are those of P(s_{t+1})^{-1} H(theta_t): the
@@ -293,27 +308,25 @@ class DiscreteRun:
     """
 
     def __init__(self, loss_fn: Callable, dynamics, *, k: int = 2, tol: float = 1e-6, seed: int = 0):
-        self.loss_fn, self.dyn, self.k, self.tol, self.seed = loss_fn, dynamics, k, tol, seed
+        super().__init__(loss_fn, dynamics, k=k, tol=tol, seed=seed)
 
-    def run(self, params, steps: int) -> Trajectory:
-        theta, unravel = ravel_pytree(params)
-        loss = lambda v: self.loss_fn(unravel(v))  # noqa: E731
+    def _step_fn(self, loss):
         dyn, tracker = self.dyn, SharpnessTracker(k=self.k, tol=self.tol)
-        g0 = jax.grad(loss)(theta)
-        s = dyn.init(theta, g0)
-        _, s1 = dyn.update(theta, s, g0)
-        res, tstate = tracker.init(loss, theta, precond=jnp.broadcast_to(dyn.P(s1), theta.shape),
-                                   key=jax.random.PRNGKey(self.seed))
 
-        def step_fn(theta, s, tstate):
+        def step(theta, s, tstate):
             value, g = jax.value_and_grad(loss)(theta)
             new_theta, new_s = dyn.update(theta, s, g)
-            res, tstate = tracker.update(loss, theta, tstate, precond=jnp.broadcast_to(dyn.P(new_s), theta.shape))
+            res, tstate = tracker.update(loss, theta, tstate, precond=_precond(dyn, new_s, theta))
             return new_theta, new_s, tstate, value, res.eigenvalues, res.num_hvps, res.converged
 
-        if getattr(self, "_step", None) is None or self._step[0] != unravel_key(params):
-            self._step = (unravel_key(params), jax.jit(step_fn))
-        step = self._step[1]
+        return jax.jit(step)
+
+    def run(self, params, steps: int) -> Trajectory:
+        theta, loss = self._flat(params)
+        g0 = jax.grad(loss)(theta)
+        s = self.dyn.init(theta, g0)
+        _, tstate = self._cold(loss, theta, self.dyn.update(theta, s, g0)[1], self.k)
+        step = self._compile(params, None, lambda: self._step_fn(loss))
 
         thetas, points = [np.asarray(theta)], []
         for t in range(steps + 1):

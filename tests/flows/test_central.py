@@ -230,3 +230,15 @@ def test_flow_dynamics_from_the_rules_and_their_errors():
     # the continuous rate relaxes nu with the discrete EMA's own rate: nu_t - nu* = beta2^t (nu_0 - nu*)
     s, g = jnp.array([4.0]), jnp.array([1.0])
     assert float(RMSProp(0.1, beta2=0.9).rate(s, g)[0]) == pytest.approx(-math.log(0.9) * (1.0 - 4.0))
+
+
+def test_one_flow_object_serves_parameters_of_another_layout():
+    """Compiled substeps close over the flat loss of one layout: a second layout gets its own, not the first's."""
+    quad = lambda p: 0.5 * jnp.sum(jnp.arange(1.0, p["v"].size + 1) * p["v"] ** 2)  # noqa: E731
+    eta, n = 0.3, 4
+    flow = StableFlow(quad, GD(eta), k=1, tol=1e-10, stiffness=1e9, min_substeps=n)
+    for size in (3, 2):
+        v0 = jnp.ones(size)
+        got = flow.run({"v": v0}, 2).thetas[-1]
+        one_unit = (1 - eta * np.arange(1.0, size + 1) / n) ** n
+        np.testing.assert_allclose(got, one_unit ** 2, rtol=1e-12)
