@@ -69,6 +69,11 @@ class Setting:
     hyper: tuple = ()
     quick: bool = False  # run in --quick mode
 
+    def dynamics(self):
+        """The rule as the flows see it (:func:`eoslab.flows.dynamics_for`)."""
+        from eoslab.flows import dynamics_for
+        return dynamics_for(self.rule, self.eta, **dict(self.hyper))
+
 
 SETTINGS = (
     Setting("gd-0.3", "GD, η = 0.3", "gd", 0.3, quick=True),
@@ -91,16 +96,15 @@ def _problem(n_train: int, overrides):
     return cfg, prob.model.init(jax.random.PRNGKey(cfg.seed)), prob.sharpness_loss
 
 
-def run_setting(setting: Setting, loss_fn, params, steps: int, *, k: int = 2, tol: float = 1e-4):
-    """The discrete run, the stable flow and the central flow of ``setting``, with their wall times."""
-    from eoslab.flows import CentralFlow, DiscreteRun, StableFlow, dynamics_for
-    dyn = dynamics_for(setting.rule, setting.eta, **dict(setting.hyper))
+def run_setting(dyn, loss_fn, params, steps: int, *, k: int = 2, tol: float = 1e-4):
+    """The discrete run, the stable flow and the central flow of the dynamics ``dyn``, with their wall times."""
+    from eoslab.flows import CentralFlow, DiscreteRun, StableFlow
     out = {}
     for kind, cls in (("discrete", DiscreteRun), ("stable", StableFlow), ("central", CentralFlow)):
         t0 = time.perf_counter()
         out[kind] = cls(loss_fn, dyn, k=k, tol=tol).run(params, steps)
         out[kind].seconds = time.perf_counter() - t0
-    return dyn, out
+    return out
 
 
 def series(dyn, trajectories: dict) -> dict[str, dict[str, np.ndarray]]:
@@ -254,13 +258,12 @@ def reproduce(out_dir: str | Path, *, quick: bool = False, progress: bool = True
                     claims += not_run(setting, "--quick runs GD at eta = 0.3 only")
                     continue
                 group = f"central-flows/{setting.key}"
-                from eoslab.flows import dynamics_for
-                dyn = dynamics_for(setting.rule, setting.eta, **dict(setting.hyper))
+                dyn = setting.dynamics()
                 stored = None if force else _stored(store, setting, size, quick)
                 if stored is not None:  # the same command again: the stored runs, not a new integration
                     m, seconds = stored
                 else:
-                    dyn, trajectories = run_setting(setting, loss_fn, params, size["steps"])
+                    trajectories = run_setting(dyn, loss_fn, params, size["steps"])
                     m = series(dyn, trajectories)
                     seconds = {k: v.seconds for k, v in trajectories.items()}
                     for kind, metrics in m.items():
@@ -303,8 +306,4 @@ def _store(store, group, setting, kind, metrics, seconds, size, quick):
     rows["wall_seconds"] = (np.asarray([0]), np.asarray([seconds], np.float64))
     store.log_metrics(rid, rows)
     store.finish_run(rid, "completed")
-    from eoslab.store import config_hash
-    chash = config_hash(config)
-    for r in store.list_runs(group=group):
-        if r.id != rid and r.config_hash == chash:
-            store.delete_run(r.id)
+    store.delete_earlier(rid)

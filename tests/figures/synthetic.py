@@ -205,11 +205,10 @@ def alignment_inputs(name="logcosh2", n=40, steps=200):
 def central_flow_rows():
     """(setting, dynamics, metrics) rows as eoslab.experiments.central_flows.plot takes them: two settings."""
     from eoslab.experiments.central_flows import SETTINGS
-    from eoslab.flows import dynamics_for
     rows = []
     t = np.arange(251)
     for setting in SETTINGS[:2]:
-        dyn = dynamics_for(setting.rule, setting.eta, **dict(setting.hyper))
+        dyn = setting.dynamics()
         c = dyn.threshold
         lam = np.minimum(1.2 + t / 100, c)
         m = {}
