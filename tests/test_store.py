@@ -568,3 +568,19 @@ def test_export_parquet_mixed_config_types(store, tmp_path):
     got = pd.read_parquet(runs_path)
     assert got["config.width"].tolist() == ["64", "auto"]  # mixed types are written as JSON text
     assert got["config.act"].tolist() == ['[1,"a"]', "relu"]
+
+
+def test_delete_earlier_removes_the_same_config_and_seed_in_the_group_only(tmp_path):
+    with RunStore.in_dir(tmp_path) as store:
+        cfg = {"a": 1}
+        old_done = store.start_run(cfg, seed=0, group="g")
+        store.finish_run(old_done, "completed")
+        old_failed = store.start_run(cfg, seed=0, group="g")
+        store.finish_run(old_failed, "failed", error="x")
+        other_group = store.start_run(cfg, seed=0, group="h")
+        other_seed = store.start_run(cfg, seed=1, group="g")
+        other_cfg = store.start_run({"a": 2}, seed=0, group="g")
+        new = store.start_run(cfg, seed=0, group="g")
+        assert store.delete_earlier(new, status=["completed", "diverged"]) == [old_done]
+        assert store.delete_earlier(new) == [old_failed]
+        assert [r.id for r in store.list_runs()] == [other_group, other_seed, other_cfg, new]

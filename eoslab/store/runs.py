@@ -416,6 +416,16 @@ class RunStore:
             self._status(conn, run_id)
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
+    def delete_earlier(self, run_id: int, status: str | Iterable[str] | None = None) -> list[int]:
+        """Delete the other runs of ``run_id``'s group with its config and seed (a rerun replaces, never
+        duplicates); ``status`` keeps only runs of those statuses in the deletion.  Returns their ids."""
+        run = self.get_run(run_id)
+        gone = [r.id for r in self.list_runs(status=status, group=run.group)
+                if r.id != run.id and r.config_hash == run.config_hash and r.seed == run.seed]
+        for rid in gone:
+            self.delete_run(rid)
+        return gone
+
     # -- metrics -----------------------------------------------------------
 
     def log_metrics(self, run_id: int, rows: Iterable[tuple] | Mapping[str, tuple]) -> int:

@@ -108,9 +108,8 @@ def train(cfg: RunConfig, *, results_dir: str | Path = "results", store: RunStor
                 return stored
         result = _train(trainer, results_dir, store, progress)
         if force:  # the new runs replace the finished runs of the same config and seed
-            for stale in store.list_runs(status=["completed", "diverged"], group=_group(cfg)):
-                if stale.id not in result.run_ids:
-                    store.delete_run(stale.id)
+            for rid in result.run_ids:
+                store.delete_earlier(rid, status=["completed", "diverged"])
         return result
     finally:
         if own_store:
@@ -122,13 +121,18 @@ def _group(cfg: RunConfig) -> str:
     return f"{cfg.name}/{config_hash(cfg.to_dict())}"
 
 
+def _member_runs(cfg: RunConfig, store: RunStore) -> list:
+    """The newest stored run (or None) of each member of ``cfg``: its member config and seed."""
+    return [store.find_run(cfg.member(lr).to_dict(), seed=cfg.seed) for lr in cfg.lrs]
+
+
 def stored_result(cfg: RunConfig, store: RunStore) -> TrainResult | None:
     """The finished runs of every member of ``cfg`` (same config and seed) in ``store``, or None.
 
     A member whose newest run is unfinished (running, failed) or absent makes
     it None: that ensemble is trained (or resumed).
     """
-    records = [store.find_run(cfg.member(lr).to_dict(), seed=cfg.seed) for lr in cfg.lrs]
+    records = _member_runs(cfg, store)
     if any(r is None or r.status not in ("completed", "diverged") for r in records):
         return None
     metrics = [store.get_metrics(r.id) for r in records]
@@ -158,7 +162,7 @@ def _train(trainer: Trainer, results_dir: Path, store: RunStore, progress: bool)
             run_ids, start, carry = None, 0, trainer.init_carry()
     if run_ids is None:
         # runs killed between their start and their first checkpoint: the same ids start again from step 0
-        records = [store.find_run(cfg.member(lr).to_dict(), seed=cfg.seed) for lr in cfg.lrs]
+        records = _member_runs(cfg, store)
         if all(r is not None and r.status == "running" and r.group == group for r in records):
             run_ids = [r.id for r in records]
         else:

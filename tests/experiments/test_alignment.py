@@ -427,12 +427,12 @@ def test_claim_rules_pass_and_fail():
 
 
 def test_a_rerun_replaces_the_earlier_run_of_the_same_model_and_eta(tmp_path):
-    from eoslab.experiments.alignment import replace_earlier
     from eoslab.store import RunStore
     cfg = {"experiment": "alignment", "model": "uv", "eta": 2.0}
     with RunStore.in_dir(tmp_path) as store:
         old = store.start_run(cfg, name="a", seed=0, group="alignment")
         other = store.start_run(dict(cfg, eta=2.5), name="b", seed=0, group="alignment")
         new = store.start_run(cfg, name="a", seed=0, group="alignment")
-        replace_earlier(store, new, cfg, 0)
-        assert [r.id for r in store.list_runs()] == [other, new] and old not in (other, new)
+        other_seed = store.start_run(cfg, name="a", seed=1, group="alignment")
+        assert store.delete_earlier(new) == [old]
+        assert [r.id for r in store.list_runs()] == [other, new, other_seed]

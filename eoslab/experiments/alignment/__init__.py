@@ -81,15 +81,6 @@ __all__ = [
 ]
 
 
-def replace_earlier(store, run_id: int, config: Mapping, seed: int) -> None:
-    """Delete the runs of ``config`` and ``seed`` stored before ``run_id`` (a rerun replaces, never duplicates)."""
-    from eoslab.store import config_hash
-    chash = config_hash(config)
-    for r in store.list_runs(group="alignment"):
-        if r.id != run_id and r.config_hash == chash and r.seed == seed:
-            store.delete_run(r.id)
-
-
 def reproduce(out_dir, *, quick: bool = False, progress: bool = True, store=None,
               config: Mapping | None = None, overrides: list[str] | None = None, force: bool = False
               ) -> list[Claim]:
@@ -139,7 +130,7 @@ def reproduce(out_dir, *, quick: bool = False, progress: bool = True, store=None
                         raise
                     store.log_metrics(run_id, per_step_metrics(model, ens, cfg["edge_p"]))
                     store.finish_run(run_id, "completed")
-                    replace_earlier(store, run_id, run_cfg, cfg["seed"])
+                    store.delete_earlier(run_id)  # a rerun replaces the earlier run of this (model, eta)
                     model_results.append((ens, summ))
                     claims.extend(claims_for(name, model, summ, cfg))
                 figure(name, model, model_results, cfg, out, quick)
