@@ -4,7 +4,10 @@ One problem (the eos recipe's fc-tanh [200, 200] on the first 300 digits, MSE, f
 run once past the edge; then, from the same point at the edge, each variant for the same number of units:
 
 * the discrete run (one step per unit, lambda_1(P^-1 H) tracked at every step, k = 1);
-* the central flow with k = 1, 2, 3, 4 eigenvectors held fixed (k_max = k).
+* the central flow with k = 1, 2, 3, 4 eigenvectors held fixed (k_max = k), measuring the curvature at every
+  Euler substep (``refresh="substep"``), and once per unit with the third derivatives every 1, 2 or 4 units
+  (``refresh="unit"``, ``third_every``); the latter with how far their trajectories and predicted losses end
+  from the per-substep flow's.
 
 Printed: Hessian-vector products and third-derivative products per unit of flow time (exact counts), wall
 time per unit, and wall time as a ratio to the discrete run's per step, in one run on the same machine.
@@ -13,7 +16,7 @@ of every run and the compilation drop out.
 The reference implementation's figures (issue 16, its own 9k-parameter MLP): about 700 HVPs and 60
 third-derivative products per unit, 1.6-1.9 s per unit.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/central_flow_cost.py [--units 20] [--warmup 150]
+    PYTHONPATH=. .venv/bin/python benchmarks/central_flow_cost.py [--units 20] [--warmup 150] [--n-train 300] [--ks 1,2,3,4]
 """
 from __future__ import annotations
 
@@ -33,8 +36,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--units", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=150, help="GD steps before measuring (past the edge)")
+    ap.add_argument("--n-train", type=int, default=300)
+    ap.add_argument("--ks", default="1,2,3,4")
     args = ap.parse_args(argv)
-    _, params, loss = _problem(300, [])
+    _, params, loss = _problem(args.n_train, [])
     dyn = GD(0.3)
     from jax.flatten_util import ravel_pytree
     theta, unravel = ravel_pytree(params)
@@ -55,14 +60,32 @@ def main(argv=None):
         t2 = time.perf_counter()
         return ((t2 - t1) - (t1 - t0)) / args.units, traj
 
+    def off(traj, ref):
+        """How far a variant's trajectory ends from the per-substep flow's, relative to how far that one moved."""
+        a, b = np.asarray(traj.thetas), np.asarray(ref.thetas)
+        moved = np.linalg.norm(b[-1] - b[0])
+        loss_err = np.max(np.abs(traj.series("predicted_loss") / ref.series("predicted_loss") - 1))
+        return np.linalg.norm(a[-1] - b[-1]) / moved, loss_err
+
     disc, d = steady(DiscreteRun(lossp, dyn, k=1, tol=1e-4))
-    rows.append(("discrete, k = 1", np.mean(d.series("hvps")[1:]), 0.0, disc))
-    for k in (1, 2, 3, 4):
-        wall, c = steady(CentralFlow(lossp, dyn, k=k, k_max=k, tol=1e-4))
-        rows.append((f"central flow, k = {k}", np.mean(c.series("hvps")[1:]), np.mean(c.series("third")[1:]), wall))
-    print(f"{'variant':<24}{'HVPs/unit':>11}{'third/unit':>12}{'s/unit':>9}{'x discrete':>12}")
-    for name, hv, th, wall in rows:
-        print(f"{name:<24}{hv:>11.1f}{th:>12.1f}{wall:>9.3f}{wall / disc:>12.1f}")
+    rows.append(("discrete, k = 1", np.mean(d.series("hvps")[1:]), 0.0, disc, None))
+    for k in (int(x) for x in args.ks.split(",")):
+        wall, ref = steady(CentralFlow(lossp, dyn, k=k, k_max=k, tol=1e-4, refresh="substep"))
+        rows.append((f"k = {k}, per substep", np.mean(ref.series("hvps")[1:]), np.mean(ref.series("third")[1:]),
+                     wall, (0.0, 0.0)))
+        for every in (1, 2, 4):
+            wall, c = steady(CentralFlow(lossp, dyn, k=k, k_max=k, tol=1e-4, refresh="unit", third_every=every))
+            rows.append((f"k = {k}, per unit, D every {every}", np.mean(c.series("hvps")[1:]),
+                         np.mean(c.series("third")[1:]), wall, off(c, ref)))
+    print(f"GD eta = {dyn.eta} on {args.n_train} digits, from step {args.warmup} (past the edge), "
+          f"{2 * args.units} units")
+    print(f"{'central flow variant':<30}{'HVPs/unit':>10}{'third/unit':>11}{'s/unit':>8}{'x discrete':>11}"
+          f"{'theta off':>11}{'pred. loss off':>16}")
+    for name, hv, th, wall, err in rows:
+        tail = "" if err is None else f"{err[0]:>11.1e}{err[1]:>16.1e}"
+        print(f"{name:<30}{hv:>10.1f}{th:>11.1f}{wall:>8.3f}{wall / disc:>11.1f}{tail}")
+    print("theta off: ||theta - theta_substep|| / ||theta_substep(T) - theta(0)|| at the end; pred. loss off: "
+          "max relative difference of L + 1/2<H, Sigma> from the per-substep flow's")
     print("reference (its own MLP): about 700 HVPs and 60 third-derivative products per unit")
 
 

@@ -22,18 +22,23 @@ non-zero only where it is used up.  A moves with the flow (U held fixed),
 
 affinely in X, so A(t + dt) = alpha + beta[X] and X solves the complementarity
 problem of :mod:`eoslab.flows.complementarity`.  The third-derivative terms
-grad(u_i^T H u_j) come from reverse-over-forward-over-forward differentiation
-(one product per pair i <= j); the eigenvectors from eoslab's warm-started
-tracker on P^{-1/2} H P^{-1/2} (:class:`~eoslab.curvature.SharpnessTracker`),
-a few Hessian-vector products per substep.
+D_ij = grad(u_i^T H u_j) come from reverse-over-forward-over-forward
+differentiation (one product per pair i <= j); the eigenvectors from
+eoslab's warm-started tracker on P^{-1/2} H P^{-1/2}
+(:class:`~eoslab.curvature.SharpnessTracker`), a few Hessian-vector products
+per measurement.
 
 The time-averaged loss the flow predicts is L(theta) + 1/2 <H, Sigma> =
 L(theta) + 1/2 sum_i X_ii lambda_i.
 
 Time: one unit per optimizer step.  Each unit is integrated by explicit
 Euler substeps, as many as the stiffness needs: ``ceil(lambda_max(P^{-1} H) /
-stiffness)`` (at the edge, lambda = 2 and the default 0.5 gives 4 substeps),
-at least ``min_substeps``.
+stiffness)`` (at the edge, lambda = 2 and the default 0.5 gives 4 substeps;
+at momentum's edge, 38, 76), at least ``min_substeps``.  The gradient is
+fresh at every substep.  The curvature (U, lambda, D) is measured once per
+unit by default and the slack carried between measurements by the same linear
+model, A <- alpha + beta[X]; ``refresh="substep"`` measures it at every
+substep, and ``third_every`` computes D less often (:class:`CentralFlow`).
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from eoslab.curvature import SharpnessTracker
+from eoslab.errors import InputError
 from eoslab.flows.complementarity import linear_map_matrix, smat, solve, svec
 
 
@@ -60,6 +66,7 @@ class FlowPoint(NamedTuple):
     third: int  # third-derivative products spent since the last point
     substeps: int
     converged: bool  # every eigensolve and complementarity solve met its tolerance
+    error: float  # the error estimate of eigenvalues[0] (the tracker's residual bound)
 
 
 @dataclasses.dataclass
@@ -91,15 +98,35 @@ def third_derivatives(loss: Callable, theta: jax.Array, U: jax.Array) -> jax.Arr
     return jax.lax.map(lambda uv: one(*uv), (U[i], U[j]))
 
 
-class _Substep(NamedTuple):
+class _Unit(NamedTuple):
+    """What one unit of time of the central flow returns (measurements are at the unit's start)."""
     theta: jax.Array
     s: jax.Array
     tracker: object
+    D: jax.Array  # the third-derivative products last computed, in the basis U_D
+    U_D: jax.Array
     loss: jax.Array
     eigenvalues: jax.Array
-    X: jax.Array
+    X: jax.Array  # the mean over the unit's substeps
     hvps: jax.Array
     converged: jax.Array
+    error: jax.Array
+    computed: jax.Array  # D was computed in this unit (not carried)
+
+
+def rotate_pairs(D: jax.Array, R: jax.Array) -> jax.Array:
+    """grad(u_a^T H u_b) for u_a = sum_c R_ac v_c, from grad(v_c^T H v_d) (pairs in svec order, no weights).
+
+    Exact at the parameters where D was computed, for vectors in the span of
+    the v's: the bilinear form's gradient transforms by congruence,
+    M' = R M R^T entrywise in the parameter index.
+    """
+    k = R.shape[0]
+    i, j, _ = _pairs(k)
+    M = jnp.zeros((k, k, D.shape[-1]), D.dtype).at[i, j].set(D).at[j, i].set(D)
+    M = jnp.einsum("ac,cdn->adn", R, M)
+    M = jnp.einsum("bd,adn->abn", R, M)
+    return M[i, j]
 
 
 def _precond(dyn, s: jax.Array, theta: jax.Array) -> jax.Array:
@@ -150,61 +177,118 @@ class CentralFlow(_Integrator):
     ``k_max``, whenever the smallest tracked eigenvalue comes within
     ``grow_margin`` of the threshold); ``tol``: the eigensolves' relative
     accuracy; ``sdcp_tol``: the complementarity solver's.
+
+    ``refresh`` says how often the curvature is measured:
+
+    * ``"substep"``: the eigenvectors (warm tracker) and the k(k+1)/2
+      third-derivative products at every Euler substep, the slack measured
+      there, A = diag(c - lambda);
+    * ``"unit"`` (default): once per unit of time.  Within the unit, U and D
+      are held and the slack is carried by its own linear model,
+      A <- alpha + beta[X] (the value the complementarity problem predicted for
+      the end of the substep), the gradient is fresh at every substep.  The
+      measurement at the next unit corrects what the linear model missed.
+      ``third_every`` > 1 computes D only every that many units; in between it
+      is carried to the new eigenvectors by :func:`rotate_pairs` (exact for a
+      basis change inside the span, first order in the parameters' move),
+      and computed anyway when an eigenvector has moved out of the span D was
+      computed in by more than ``span_tol`` (||u - its projection||, P-norm).
+
+    ``benchmarks/central_flow_cost.py`` measures what each choice costs and how
+    far it moves the trajectory from ``refresh="substep"``.
     """
 
     def __init__(self, loss_fn: Callable, dynamics, *, k: int = 2, k_max: int = 5, tol: float = 1e-6,
                  sdcp_tol: float = 1e-9, stiffness: float = 0.5, min_substeps: int = 1,
-                 grow_margin: float = 0.05, seed: int = 0):
+                 grow_margin: float = 0.05, refresh: str = "unit", third_every: int = 1, span_tol: float = 1e-2,
+                 seed: int = 0):
         super().__init__(loss_fn, dynamics, k=k, tol=tol, seed=seed)
+        if refresh not in ("unit", "substep"):
+            raise InputError(f"refresh={refresh!r} is not a refresh schedule; use 'unit' or 'substep'.")
+        if not isinstance(third_every, int) or third_every < 1 or (refresh == "substep" and third_every != 1):
+            raise InputError(f"third_every={third_every!r} must be a positive integer (and 1 with "
+                             "refresh='substep', which measures everything at every substep).")
         self.k_max, self.sdcp_tol = k_max, sdcp_tol
         self.stiffness, self.min_substeps, self.grow_margin = stiffness, min_substeps, grow_margin
+        self.refresh, self.third_every, self.span_tol = refresh, third_every, span_tol
 
-    def _substep_fn(self, loss, k: int, dt: float):
-        dyn, thr = self.dyn, self.dyn.threshold
+    def _unit_fn(self, loss, k: int, n: int, fresh: bool):
+        """One unit of time in ``n`` Euler substeps (``fresh``: compute D, else rotate the last one)."""
+        dyn, thr, dt = self.dyn, self.dyn.threshold, 1.0 / n
         tracker = SharpnessTracker(k=k, tol=self.tol)
         i, j, w = _pairs(k)
         w = jnp.asarray(w)
 
-        def substep(theta, s, tstate):
-            value, g = jax.value_and_grad(loss)(theta)
+        def measure(theta, s, tstate, D_base, U_base, fresh):
             p = _precond(dyn, s, theta)
             res, tstate = tracker.update(loss, theta, tstate, precond=p)
             lam = res.eigenvalues
             U = res.eigenvectors / jnp.sqrt(p)  # rows u_i with U P U^T = I and U H U^T = diag(lambda)
-            D = third_derivatives(loss, theta, U)  # [npairs, n]
+            if fresh:
+                D_base, U_base, computed = third_derivatives(loss, theta, U), U, jnp.asarray(True)  # [npairs, n]
+            else:  # carried, unless an eigenvector has left the span D was computed in
+                R = (U * p) @ U_base.T  # R_ac = u_a^T P v_c
+                outside = jnp.sqrt(jnp.maximum(1.0 - jnp.min(jnp.sum(R * R, axis=1)), 0.0))  # max ||u_a - proj||_P
+                computed = outside > self.span_tol
+                D_base, U_base = jax.lax.cond(computed, lambda: (third_derivatives(loss, theta, U), U),
+                                              lambda: (D_base, U_base))
+            D = D_base if fresh else rotate_pairs(D_base, (U * p) @ U_base.T)
             HU = (U * p) * lam[:, None]  # H u_i = lambda_i P u_i
-            # stable parts
-            dth_s = -g / p
-            ds_s = dyn.rate(s, g)
-            # X parts, column c = the effect of svec coordinate c of X
-            dth_X = -0.5 * (D * w[:, None]) / p  # [npairs, n]
+            return res, tstate, U, D, HU, D_base, U_base, computed
 
-            def rate_at(gv):
-                return dyn.rate(s, gv)
+        def euler(theta, s, U, D, HU, A):
+            """One substep from slack A = U^T (cP - H) U: solve for X, step; the slack it predicts next."""
+            value, g = jax.value_and_grad(loss)(theta)
+            p = _precond(dyn, s, theta)
+            dth_s, ds_s = -g / p, dyn.rate(s, g)  # stable parts
+            dth_X = -0.5 * (D * w[:, None]) / p  # row c: the effect of svec coordinate c of X
 
             def second(u, v):  # d^2 r / dg^2 [u, v]
-                return jax.jvp(lambda a: jax.jvp(rate_at, (a,), (v,))[1], (g,), (u,))[1]
+                return jax.jvp(lambda a: jax.jvp(lambda b: dyn.rate(s, b), (a,), (v,))[1], (g,), (u,))[1]
 
             Q = jax.lax.map(lambda ab: second(*ab), (HU[i], HU[j]))  # [npairs, dim s]
-            # 1/2 r''[H Sigma H] for Sigma = U X U^T: 1/2 sum_ab X_ab Q_ab = 1/2 sum_c x_c w_c Q_c
-            ds_X = 0.5 * Q * w[:, None]
+            ds_X = 0.5 * Q * w[:, None]  # 1/2 r''[H Sigma H] = 1/2 sum_c x_c w_c Q_c
             dP = lambda ds: jnp.broadcast_to(jax.jvp(dyn.P, (s,), (ds,))[1], theta.shape)  # noqa: E731
 
-            def dA(dth, ds):  # dA/dt for a rate of theta and of s
-                m = thr * (U * dP(ds)) @ U.T  # d/dt U^T (c P) U
-                dh = smat((D @ dth) * w, k)  # (grad u_i^T H u_j) . dth, as a matrix
-                return m - dh
+            def dA(dth, ds):  # dA/dt for a rate of theta and of s, U held
+                return thr * (U * dP(ds)) @ U.T - smat((D @ dth) * w, k)
 
-            alpha = jnp.diag(thr - lam) + dt * dA(dth_s, ds_s)
+            alpha = A + dt * dA(dth_s, ds_s)
             beta = dt * linear_map_matrix(lambda Xm: dA(svec(Xm) @ dth_X, svec(Xm) @ ds_X), k, theta.dtype)
             sol = solve(alpha, 0.5 * (beta + beta.T), tol=self.sdcp_tol)
             x = svec(sol.X)
-            theta = theta + dt * (dth_s + x @ dth_X)
-            s = s + dt * (ds_s + x @ ds_X)
-            ok = res.converged & sol.converged
-            return _Substep(theta, s, tstate, value, lam, sol.X, res.num_hvps, ok)
+            A_next = alpha + smat(beta @ x, k)
+            return (theta + dt * (dth_s + x @ dth_X), s + dt * (ds_s + x @ ds_X), 0.5 * (A_next + A_next.T),
+                    value, sol.X, sol.converged)
 
-        return jax.jit(substep)
+        if self.refresh == "substep":
+            def unit(theta, s, tstate, D_base, U_base):
+                def body(c, _):
+                    theta, s, tstate, hv, ok = c
+                    res, tstate, U, D, HU, _, _, _ = measure(theta, s, tstate, None, None, True)
+                    theta, s, _, value, X, sok = euler(theta, s, U, D, HU, jnp.diag(thr - res.eigenvalues))
+                    return (theta, s, tstate, hv + res.num_hvps, ok & res.converged & sok), \
+                        (value, X, res.eigenvalues, res.errors[0])
+
+                init = (theta, s, tstate, jnp.asarray(0), jnp.asarray(True))
+                (theta, s, tstate, hv, ok), (values, Xs, lams, errs) = jax.lax.scan(body, init, None, length=n)
+                return _Unit(theta, s, tstate, D_base, U_base, values[0], lams[0], Xs.mean(0), hv, ok, errs[0],
+                             jnp.asarray(True))
+        else:
+            def unit(theta, s, tstate, D_base, U_base):
+                res, tstate, U, D, HU, D_base, U_base, computed = measure(theta, s, tstate, D_base, U_base, fresh)
+
+                def body(c, _):
+                    theta, s, A, ok = c
+                    theta, s, A, value, X, sok = euler(theta, s, U, D, HU, A)
+                    return (theta, s, A, ok & sok), (value, X)
+
+                init = (theta, s, jnp.diag(thr - res.eigenvalues), res.converged)
+                (theta, s, _, ok), (values, Xs) = jax.lax.scan(body, init, None, length=n)
+                return _Unit(theta, s, tstate, D_base, U_base, values[0], res.eigenvalues, Xs.mean(0), res.num_hvps,
+                             ok, res.errors[0], computed)
+
+        return jax.jit(unit)
 
     def run(self, params, steps: int) -> Trajectory:
         """Integrate from ``params`` for ``steps`` units of time; a point at every unit."""
@@ -213,33 +297,38 @@ class CentralFlow(_Integrator):
         s = self.dyn.flow_init(theta, g0)
         k = self.k
         res, tstate = self._cold(loss, theta, s, k)
+        D_base, U_base = _no_third(k, theta)  # none yet: the first unit computes them
+        since = None  # units since D was computed (None: never, or for another k)
         thetas, points = [np.asarray(theta)], []
         lam_max = float(res.eigenvalues[0])
         for t in range(steps + 1):
             n = _substeps(lam_max, self.stiffness, self.min_substeps)
-            step = self._compile(params, (k, n), lambda: self._substep_fn(loss, k, 1.0 / n))  # noqa: B023
-            hvps, ok = 0, True
-            first = None
-            for _ in range(n if t < steps else 1):
-                out = step(theta, s, tstate)
-                if first is None:
-                    first = out
-                if t < steps:
-                    theta, s, tstate = out.theta, out.s, out.tracker
-                hvps += int(out.hvps)
-                ok &= bool(out.converged)
-            lam = np.asarray(first.eigenvalues)
-            Xm = np.asarray(first.X)
-            pred = float(first.loss) + 0.5 * float(np.sum(np.diag(Xm) * lam))
-            points.append(FlowPoint(float(first.loss), pred, lam, Xm, hvps,
-                                    (k * (k + 1) // 2) * (n if t < steps else 1), n, ok))
-            if t < steps:
+            fresh = self.refresh == "substep" or since is None or since + 1 >= self.third_every
+            out = self._compile(params, (k, n, fresh), lambda: self._unit_fn(loss, k, n, fresh))  # noqa: B023
+            out = out(theta, s, tstate, D_base, U_base)
+            npairs = k * (k + 1) // 2
+            computed = bool(out.computed)
+            third = npairs * n if self.refresh == "substep" else (npairs if computed else 0)
+            since = 0 if computed else since + 1
+            lam, Xm = np.asarray(out.eigenvalues), np.asarray(out.X)
+            pred = float(out.loss) + 0.5 * float(np.sum(np.diag(Xm) * lam))
+            points.append(FlowPoint(float(out.loss), pred, lam, Xm, int(out.hvps), third, n, bool(out.converged),
+                                    float(out.error)))
+            if t < steps:  # (the last unit only measures)
+                theta, s, tstate, D_base, U_base = out.theta, out.s, out.tracker, out.D, out.U_D
                 thetas.append(np.asarray(theta))
             lam_max = float(lam[0])
             if lam[-1] >= (1 - self.grow_margin) * self.dyn.threshold and k < self.k_max:
                 k += 1  # a new eigenvalue reaches the edge: follow one more
                 tstate = _grow(tstate)
+                D_base, U_base = _no_third(k, theta)
+                since = None
         return Trajectory("central", thetas, points)
+
+
+def _no_third(k: int, theta: jax.Array):
+    """Placeholders of the right shapes for D and its basis, before the first third-derivative products."""
+    return jnp.zeros((k * (k + 1) // 2, theta.size), theta.dtype), jnp.zeros((k, theta.size), theta.dtype)
 
 
 def _grow(tstate):
@@ -275,7 +364,7 @@ class StableFlow(_Integrator):
                 return (th - g / _precond(dyn, st, th) / n, st + dyn.rate(st, g) / n), None
 
             (theta, s), _ = jax.lax.scan(sub, (theta, s), None, length=n)
-            return theta, s, tstate, value, res.eigenvalues, res.num_hvps, res.converged
+            return theta, s, tstate, value, res.eigenvalues, res.num_hvps, res.converged, res.errors[0]
 
         return jax.jit(unit)
 
@@ -288,10 +377,10 @@ class StableFlow(_Integrator):
         for t in range(steps + 1):
             n = _substeps(lam_max, self.stiffness, self.min_substeps)
             unit = self._compile(params, n, lambda: self._unit_fn(loss, n))  # noqa: B023
-            new_theta, new_s, tstate, value, lam, hvps, ok = unit(theta, s, tstate)
+            new_theta, new_s, tstate, value, lam, hvps, ok, err = unit(theta, s, tstate)
             lam = np.asarray(lam)
             points.append(FlowPoint(float(value), float(value), lam, np.zeros((self.k, self.k)), int(hvps), 0, n,
-                                    bool(ok)))
+                                    bool(ok), float(err)))
             if t < steps:
                 theta, s = new_theta, new_s
                 thetas.append(np.asarray(theta))
@@ -317,7 +406,7 @@ class DiscreteRun(_Integrator):
             value, g = jax.value_and_grad(loss)(theta)
             new_theta, new_s = dyn.update(theta, s, g)
             res, tstate = tracker.update(loss, theta, tstate, precond=_precond(dyn, new_s, theta))
-            return new_theta, new_s, tstate, value, res.eigenvalues, res.num_hvps, res.converged
+            return new_theta, new_s, tstate, value, res.eigenvalues, res.num_hvps, res.converged, res.errors[0]
 
         return jax.jit(step)
 
@@ -330,9 +419,9 @@ class DiscreteRun(_Integrator):
 
         thetas, points = [np.asarray(theta)], []
         for t in range(steps + 1):
-            new_theta, new_s, tstate, value, lam, hvps, ok = step(theta, s, tstate)
+            new_theta, new_s, tstate, value, lam, hvps, ok, err = step(theta, s, tstate)
             points.append(FlowPoint(float(value), float(value), np.asarray(lam), np.zeros((self.k, self.k)),
-                                    int(hvps), 0, 1, bool(ok)))
+                                    int(hvps), 0, 1, bool(ok), float(err)))
             if t < steps:
                 theta, s = new_theta, new_s
                 thetas.append(np.asarray(theta))

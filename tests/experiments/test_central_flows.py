@@ -17,14 +17,15 @@ def metrics(central_dist, stable_dist, pred_err, flow_lam, t=200, edge=50):
     avg = cf.centred_mean(disc_loss)
     lam_d = np.where(steps < edge, 2.0 * steps / edge, 2.0 * (1 + 0.1 * np.cos(np.pi * steps)))
     base = dict(effective_threshold=np.full(t + 1, 2.0), hvps=np.full(t + 1, 12.0),
-                third_products=np.full(t + 1, 5.0), substeps=np.full(t + 1, 4.0), converged=np.ones(t + 1))
+                third_products=np.full(t + 1, 5.0), substeps=np.full(t + 1, 4.0),
+                effective_sharpness_converged=np.ones(t + 1), effective_sharpness_error=np.full(t + 1, 1e-5))
     fill = np.where(np.isfinite(avg), avg, trend)
     return {
-        "discrete": dict(base, loss=disc_loss, predicted_loss=disc_loss, effective_sharpness=lam_d,
+        "discrete": dict({k: v.copy() for k, v in base.items()}, loss=disc_loss, predicted_loss=disc_loss, effective_sharpness=lam_d,
                          distance=np.zeros(t + 1)),
-        "stable": dict(base, loss=fill * 1.3, predicted_loss=fill * 1.3, effective_sharpness=lam_d,
+        "stable": dict({k: v.copy() for k, v in base.items()}, loss=fill * 1.3, predicted_loss=fill * 1.3, effective_sharpness=lam_d,
                        distance=np.full(t + 1, stable_dist)),
-        "central": dict(base, loss=fill * 0.9, predicted_loss=fill * (1 + pred_err),
+        "central": dict({k: v.copy() for k, v in base.items()}, loss=fill * 0.9, predicted_loss=fill * (1 + pred_err),
                         effective_sharpness=np.where(steps < edge, lam_d, flow_lam),
                         distance=np.full(t + 1, central_dist)),
     }
@@ -55,7 +56,23 @@ def test_without_the_edge_the_claims_are_not_testable_and_say_why():
     m["discrete"]["effective_sharpness"] = np.full(201, 1.5)
     claims = cf.setting_claims(cf.SETTINGS[0], GD(0.3), m, SECONDS)
     assert [c.holds for c in claims[:3]] == [None, None, None]
-    assert "does not reach the edge (max lambda_1(P^-1 H) / c = 0.750)" in claims[0].detail
+    assert "does not reach the edge (max certified lambda_1(P^-1 H) / c = 0.750)" in claims[0].detail
+
+
+def test_uncertified_eigenvalues_are_not_used():
+    """An eigensolve that did not converge neither marks the edge nor enters the on-the-edge claim."""
+    m = metrics(0.05, 0.3, 0.04, 2.0 * (1 + 1e-3))
+    m["discrete"]["effective_sharpness"][:50] = m["central"]["effective_sharpness"][:50] = 1.0
+    m["discrete"]["effective_sharpness"][10] = 2.5  # an unconverged spike before the edge
+    m["discrete"]["effective_sharpness_converged"][10] = 0.0
+    m["central"]["effective_sharpness"][120] = 2.5  # off the edge, but not certified
+    m["central"]["effective_sharpness_converged"][120] = 0.0
+    claims = cf.setting_claims(cf.SETTINGS[0], GD(0.3), m, SECONDS)
+    assert claims[0].detail.startswith("edge at step 50")
+    assert claims[2].holds is True and claims[2].value["central_max"] == pytest.approx(1e-3)
+    assert claims[2].accuracy.unconverged == 2 and claims[2].accuracy.max_rel_error == pytest.approx(1e-5)
+    m["central"]["effective_sharpness_converged"][120] = 1.0  # certified: it counts, and the claim fails
+    assert cf.setting_claims(cf.SETTINGS[0], GD(0.3), m, SECONDS)[2].holds is False
 
 
 def test_the_centred_mean_uses_every_step_of_its_window():

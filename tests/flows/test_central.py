@@ -59,8 +59,13 @@ def own_sdcp(alpha, beta_apply, k):
     return np.asarray(solve(jnp.asarray(alpha), jnp.asarray(0.5 * (B + B.T)), tol=1e-12).X)
 
 
-def reference_flow(dyn, theta, units, k, n, sdcp=cvxpy_sdcp):
-    """The central flow by dense derivatives, numpy and cvxpy: ``units`` units of ``n`` Euler substeps."""
+def reference_flow(dyn, theta, units, k, n, sdcp=cvxpy_sdcp, refresh="substep", third_every=1):
+    """The central flow by dense derivatives, numpy and cvxpy: ``units`` units of ``n`` Euler substeps.
+
+    ``refresh="substep"``: curvature measured at every substep; ``"unit"``: at each unit's first substep, the
+    slack then carried by alpha + beta[X]; ``third_every``: the third derivatives computed every that many units
+    and, in between, carried to the new eigenvectors by the congruence with R = U^T P U_D.
+    """
     hess = jax.jit(jax.hessian(loss_flat))
     third = jax.jit(jax.jacfwd(jax.hessian(loss_flat)))
     grad = jax.jit(jax.grad(loss_flat))
@@ -69,22 +74,31 @@ def reference_flow(dyn, theta, units, k, n, sdcp=cvxpy_sdcp):
     c = dyn.threshold
     out = [theta.copy()]
     dt = 1.0 / n
-    for _ in range(units):
-        for _ in range(n):
-            g, H, T = np.asarray(grad(theta)), np.asarray(hess(theta)), np.asarray(third(theta))
+    D_base = U_base = None
+    for t in range(units):
+        for sub in range(n):
+            g = np.asarray(grad(theta))
             p = np.broadcast_to(np.asarray(dyn.P(jnp.asarray(s))), theta.shape)
-            lam, V = np.linalg.eigh(H / np.sqrt(np.outer(p, p)))
-            lam, V = lam[::-1][:k], V[:, ::-1][:, :k]
-            U = V / np.sqrt(p)[:, None]  # columns, U^T P U = I
-            D = np.einsum("abc,bi,cj->aij", T, U, U)  # grad_theta (u_i^T H u_j): [n, k, k]
-            HU = H @ U
+            if refresh == "substep" or sub == 0:
+                H = np.asarray(hess(theta))
+                lam, V = np.linalg.eigh(H / np.sqrt(np.outer(p, p)))
+                lam, V = lam[::-1][:k], V[:, ::-1][:, :k]
+                U = V / np.sqrt(p)[:, None]  # columns, U^T P U = I
+                if t % third_every == 0 or refresh == "substep":
+                    D_base, U_base = np.einsum("abc,bi,cj->aij", np.asarray(third(theta)), U, U), U
+                R = U.T @ (p[:, None] * U_base)  # R_ac = u_a^T P u_c of the basis D was computed in
+                D = np.einsum("ac,bd,ncd->nab", R, R, D_base)  # grad_theta (u_i^T H u_j): [n, k, k]
+                HU = H @ U
+                A = np.diag(c - lam)
             r_s = np.asarray(dyn.rate(jnp.asarray(s), jnp.asarray(g)))
 
             def r_second(Xm):  # 1/2 d^2 r / dg^2 [H Sigma H], Sigma = U X U^T, by central differences of r
                 w_, Q = np.linalg.eigh(HU @ Xm @ HU.T)
                 total = np.zeros_like(s)
                 for wi, q in zip(w_, Q.T):
-                    h = 1e-4
+                    # the rules' rates are quadratic in g, so the central difference has no truncation error;
+                    # its rounding error is about eps |r| / h^2 (1e-8 at h = 1e-4, too coarse over 10 units)
+                    h = 1e-2
                     f = lambda e: np.asarray(dyn.rate(jnp.asarray(s), jnp.asarray(g + e * q)))  # noqa: E731
                     total += 0.5 * wi * (f(h) - 2 * f(0.0) + f(-h)) / h ** 2
                 return total
@@ -102,7 +116,7 @@ def reference_flow(dyn, theta, units, k, n, sdcp=cvxpy_sdcp):
                 return c * U.T @ (dP(ds)[:, None] * U) - np.einsum("aij,a->ij", D, dth)
 
             dth0, ds0 = rates(np.zeros((k, k)))
-            alpha = np.diag(c - lam) + dt * dA(dth0, ds0)
+            alpha = A + dt * dA(dth0, ds0)
 
             def beta_apply(Xm):
                 dth_x = -0.5 * np.einsum("aij,ij->a", D, Xm) / p
@@ -110,34 +124,56 @@ def reference_flow(dyn, theta, units, k, n, sdcp=cvxpy_sdcp):
                 return dt * (c * U.T @ (dP(ds_x)[:, None] * U) - np.einsum("aij,a->ij", D, dth_x))
 
             Xm = sdcp(alpha, beta_apply, k)
+            A = alpha + beta_apply(Xm)
             dth, ds = rates(Xm)
             theta, s = theta + dt * dth, s + dt * ds
         out.append(theta.copy())
     return np.asarray(out)
 
 
-@pytest.mark.parametrize("dyn", [
-    pytest.param(GD(eta=0.0), id="gd"), pytest.param(RMSProp(eta=0.0, beta2=0.9), id="rmsprop"),
+@pytest.mark.parametrize("dyn,refresh,third_every", [
+    pytest.param(GD(eta=0.0), "substep", 1, id="gd-substep"),
+    pytest.param(GD(eta=0.0), "unit", 1, id="gd-unit"),
+    pytest.param(GD(eta=0.0), "unit", 2, id="gd-unit-third-every-2"),
+    pytest.param(RMSProp(eta=0.0, beta2=0.9), "substep", 1, id="rmsprop-substep"),
+    pytest.param(RMSProp(eta=0.0, beta2=0.9), "unit", 1, id="rmsprop-unit"),
+    pytest.param(RMSProp(eta=0.0, beta2=0.9), "unit", 2, id="rmsprop-unit-third-every-2"),
     # at momentum's threshold (38) a unit of time takes 88 substeps: about 40 s each, with the slow tests
-    pytest.param(HeavyBall(eta=0.0, beta=0.9), id="heavy-ball", marks=pytest.mark.slow),
-    pytest.param(Adam(eta=0.0, beta2=0.9, eps=0.1), id="adam", marks=pytest.mark.slow)])
-def test_central_flow_against_dense_derivatives_numpy_and_cvxpy(dyn):
+    pytest.param(HeavyBall(eta=0.0, beta=0.9), "substep", 1, id="heavy-ball-substep", marks=pytest.mark.slow),
+    pytest.param(Adam(eta=0.0, beta2=0.9, eps=0.1), "substep", 1, id="adam-substep", marks=pytest.mark.slow),
+    pytest.param(Adam(eta=0.0, beta2=0.9, eps=0.1), "unit", 1, id="adam-unit", marks=pytest.mark.slow)])
+def test_central_flow_against_dense_derivatives_numpy_and_cvxpy(dyn, refresh, third_every):
     import dataclasses
     th = theta0()
     H = np.asarray(jax.hessian(loss_flat)(th))
     p_unit = np.broadcast_to(np.asarray(dataclasses.replace(dyn, eta=1.0).P(
         dyn.flow_init(th, jax.grad(loss_flat)(th)))), th.shape)
     lam_unit = np.linalg.eigvalsh(H / np.sqrt(np.outer(p_unit, p_unit)))[-1]
-    dyn = dataclasses.replace(dyn, eta=1.1 * dyn.threshold / lam_unit)  # past the edge: the flow projects at once
+    # past the edge: the flow projects at once; carrying D between units is only exercised while X > 0, which at
+    # GD's 1.1 x the edge ends after the first unit, and at 1.5 x lasts from unit 4 to 10 (RMSProp: 2 to 10)
+    factor, units = (1.5, 10) if third_every > 1 else (1.1, 3 if dyn.threshold == 2 else 1)
+    dyn = dataclasses.replace(dyn, eta=factor * dyn.threshold / lam_unit)
     k = 2
     # Euler needs dt * lambda(P^-1 H) <= 1/2: 4 substeps at GD's edge (2), 88 at momentum's (38)
-    n, units = max(4, math.ceil(1.1 * dyn.threshold / 0.5)), (3 if dyn.threshold == 2 else 1)
-    flow = CentralFlow(loss, dyn, k=k, k_max=k, tol=1e-10, sdcp_tol=1e-12, stiffness=1e9, min_substeps=n)
+    n = max(4, math.ceil(1.1 * dyn.threshold / 0.5))
+    # span_tol=1: D is always carried between computations here (on this fast-moving model the eigenvectors leave
+    # the span by more than the default 1e-2 in a unit, so D would be computed every unit)
+    flow = CentralFlow(loss, dyn, k=k, k_max=k, tol=1e-10, sdcp_tol=1e-12, stiffness=1e9, min_substeps=n,
+                       refresh=refresh, third_every=third_every, span_tol=1.0)
     got = flow.run({"v": th}, units)
-    want = reference_flow(dyn, th, units, k, n, sdcp=cvxpy_sdcp if dyn.name in ("gd", "rmsprop") else own_sdcp)
+    want = reference_flow(dyn, th, units, k, n, sdcp=cvxpy_sdcp if dyn.name in ("gd", "rmsprop") else own_sdcp,
+                          refresh=refresh, third_every=third_every)
     np.testing.assert_allclose(np.asarray(got.thetas), want, rtol=1e-6, atol=1e-8)
     assert got.points[0].X[0, 0] > 0  # it did oscillate
+    if third_every > 1:
+        assert sum(p.X[0, 0] > 0 for p in got.points[1::2]) >= 3  # at the edge in units that carry D
     assert all(p.converged for p in got.points)
+    npairs = k * (k + 1) // 2
+    thirds = [p.third for p in got.points[:-1]]
+    if refresh == "substep":
+        assert thirds == [npairs * n] * units
+    else:
+        assert thirds == [npairs if t % third_every == 0 else 0 for t in range(units)]
 
 
 def test_below_the_edge_the_central_flow_is_the_stable_flow_and_euler_is_exact_on_a_quadratic():
@@ -242,3 +278,33 @@ def test_one_flow_object_serves_parameters_of_another_layout():
         got = flow.run({"v": v0}, 2).thetas[-1]
         one_unit = (1 - eta * np.arange(1.0, size + 1) / n) ** n
         np.testing.assert_allclose(got, one_unit ** 2, rtol=1e-12)
+
+
+def test_rotated_third_derivatives_equal_those_computed_in_the_new_basis():
+    """rotate_pairs is exact at the same parameters for a basis change inside the span."""
+    from eoslab.flows.central import rotate_pairs, third_derivatives
+    th = theta0()
+    V = jnp.asarray(np.linalg.qr(np.random.default_rng(0).normal(size=(9, 3)))[0].T)  # 3 orthonormal rows
+    R = jnp.asarray(np.linalg.qr(np.random.default_rng(1).normal(size=(3, 3)))[0] * np.array([1.0, -1.0, 1.0]))
+    np.testing.assert_allclose(rotate_pairs(third_derivatives(loss_flat, th, V), R),
+                               third_derivatives(loss_flat, th, R @ V), rtol=1e-10, atol=1e-12)
+
+
+def test_third_derivatives_are_computed_again_when_an_eigenvector_leaves_their_span():
+    th = theta0()
+    lam0 = float(np.linalg.eigvalsh(np.asarray(jax.hessian(loss_flat)(th)))[-1])
+    dyn = GD(1.5 * 2 / lam0)
+    every = lambda tol: [p.third for p in CentralFlow(loss, dyn, k=2, k_max=2, tol=1e-10, third_every=4,  # noqa: E731
+                                                      span_tol=tol).run({"v": th}, 6).points[:-1]]
+    assert every(1.0) == [3, 0, 0, 0, 3, 0]
+    assert every(0.0) == [3] * 6  # (the eigenvectors move in every unit)
+
+
+def test_central_flow_options_are_checked():
+    from eoslab.errors import InputError
+    with pytest.raises(InputError, match="refresh='often' is not a refresh schedule; use 'unit' or 'substep'"):
+        CentralFlow(loss, GD(0.1), refresh="often")
+    with pytest.raises(InputError, match="third_every=0 must be a positive integer"):
+        CentralFlow(loss, GD(0.1), third_every=0)
+    with pytest.raises(InputError, match="and 1 with refresh='substep'"):
+        CentralFlow(loss, GD(0.1), refresh="substep", third_every=2)
