@@ -308,3 +308,49 @@ def test_central_flow_options_are_checked():
         CentralFlow(loss, GD(0.1), third_every=0)
     with pytest.raises(InputError, match="and 1 with refresh='substep'"):
         CentralFlow(loss, GD(0.1), refresh="substep", third_every=2)
+
+
+def _uv_model():
+    from eoslab.models.toy import UVModel
+    return UVModel(width=1, x=1.0, y=2.0)  # f = u v, L = 1/2 (u v - 2)^2
+
+
+@pytest.mark.parametrize("refresh", ["substep", "unit"])
+def test_the_uv_models_central_flow_reaches_its_closed_form_point_on_the_edge(refresh):
+    """GD at eta = 2/3 on L = 1/2 (uv - 2)^2, from (0.6, 0.2): the sharpness reaches 2/eta = 3 before the minima
+    (whose sharpness u^2 + v^2 >= 4), so the central flow settles where grad L + 1/2 eta X grad S = 0 with S = 3.
+    By hand: u = v = a gives S = a^2 + |2a^2 - 2| = 3, so a^2 = 5/3, the residual p = -1/3, L = 1/18,
+    grad L = p (a, a), grad S = (3a, 3a), hence X = 2/(9 eta) = 1/3 and L + 1/2 <H, Sigma> = 1/18 + 1/2 eta X S = 7/18.
+    """
+    m = _uv_model()
+    flow = CentralFlow(lambda p: m.loss(p["t"]), GD(2 / 3), k=1, k_max=1, tol=1e-12, sdcp_tol=1e-13,
+                       refresh=refresh)
+    out = flow.run({"t": jnp.array([0.6, 0.2])}, 60)
+    a = math.sqrt(5 / 3)
+    np.testing.assert_allclose(out.thetas[-1], [a, a], rtol=1e-8)
+    end = out.points[-1]
+    assert end.X[0, 0] == pytest.approx(1 / 3, rel=1e-8)
+    assert end.loss == pytest.approx(1 / 18, rel=1e-8) and end.predicted_loss == pytest.approx(7 / 18, rel=1e-8)
+    assert end.eigenvalues[0] == pytest.approx(2.0, rel=1e-8)  # lambda(P^-1 H) = eta S
+    assert all(p.converged for p in out.points)
+
+
+def test_the_uv_models_central_flow_against_its_closed_form_sharpness_gradient():
+    """k = 1, by hand: with u = sqrt(eta) v (v the unit top eigenvector), grad(u^T H u) = eta grad S (the gradient
+    of the model's closed-form sharpness), A = 2 - eta S, alpha = A + dt eta^2 grad S . grad L,
+    beta = dt eta^3 |grad S|^2 / 2, X = max(0, -alpha / beta), and the step dt (-eta grad L - eta^2 X grad S / 2)."""
+    m = _uv_model()
+    eta, n, units = 2 / 3, 4, 8
+    grad_S = jax.grad(lambda t: m.sharpness(t))
+    theta, want = np.array([0.6, 0.2]), []
+    for _ in range(units):
+        for _ in range(n):
+            gl, gs, S = np.asarray(m.grad(jnp.asarray(theta))), np.asarray(grad_S(theta)), float(m.sharpness(theta))
+            alpha = 2 - eta * S + eta ** 2 * (gs @ gl) / n
+            X = max(0.0, -alpha / (eta ** 3 * (gs @ gs) / 2 / n))
+            theta = theta + (-eta * gl - 0.5 * eta ** 2 * X * gs) / n
+        want.append(theta)
+    got = CentralFlow(lambda p: m.loss(p["t"]), GD(eta), k=1, k_max=1, tol=1e-12, sdcp_tol=1e-13, stiffness=1e9,
+                      min_substeps=n, refresh="substep").run({"t": jnp.array([0.6, 0.2])}, units)
+    np.testing.assert_allclose(np.asarray(got.thetas[1:]), np.asarray(want), rtol=1e-9)
+    assert max(p.X[0, 0] for p in got.points) > 0.3  # at the edge
