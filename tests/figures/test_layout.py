@@ -213,6 +213,12 @@ def test_phase_diagram_shades_the_regimes_of_the_measured_grid():
         assert any(name in t for t in legend_texts)
     curves = [ln for ln in ax.lines if ln.get_marker() not in (None, "None", "")]
     assert len(curves) >= 3 and all(ln.get_zorder() > meshes[0].get_zorder() for ln in curves)
+    # c_max where no seed diverges up to the top c is a lower bound, drawn open; where every seed diverged, filled
+    by_key = {(r["depth"], r["width"]): r for r in rows}
+    top = [c for c in columns if max(k.c_max for k in by_key[(c["depth"], c["width"])]["per_seed"]) >= cs[-1]]
+    open_marks = [ln for ln in ax.lines if ln.get_markerfacecolor() == "white" and ln.get_marker() == "v"]
+    assert top and len(open_marks) == 1 and len(open_marks[0].get_xdata()) == len(top)
+    assert any(t.startswith("c_max ≥") for t in legend_texts)
 
 
 def test_phase_diagram_marks_undetermined_cells():

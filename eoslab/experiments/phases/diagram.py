@@ -89,6 +89,8 @@ def plot_phase_diagram(rows: list[dict], *, title: str = ""):
     divergence; hatched where undetermined), and on top the critical curves
     c_loss, c_sharp and c_max: the median over seeds with the min-max range
     as error bars (a value beyond the grid is left out), and the line c = 2.
+    Where a seed did not diverge up to the grid's largest c, its c_max is
+    only a lower bound: that column's c_max marker is drawn open.
     ``rows``: :func:`~eoslab.experiments.phases.critical.summarise`.  Returns
     the figure.
     """
@@ -127,6 +129,13 @@ def plot_phase_diagram(rows: list[dict], *, title: str = ""):
                     zorder=4)
         handles.append(Line2D([], [], color=colour, marker=marker, ms=5.5, mec="white", lw=1.5,
                               label=f"{name} (median, min–max)"))
+        if name == "c_max":  # no seed diverged up to the top of the grid: c_max is only known to be at least that
+            bound = fin & (hi >= cs[-1])
+            if bound.any():
+                ax.plot(x[bound] + offset, med[bound], ls="none", marker=marker, ms=7, mfc="white", mec=colour,
+                        mew=1.2, zorder=5)
+                handles.append(Line2D([], [], ls="none", marker=marker, ms=7, mfc="white", mec=colour, mew=1.2,
+                                      label="c_max ≥ (a seed did not\ndiverge up to the top c)"))
     ax.axhline(2.0, color="0.25", ls="--", lw=1.0, zorder=3)
     handles.append(Line2D([], [], color="0.25", ls="--", lw=1.0, label="c = 2"))
     ax.set_xlim(-0.5, len(columns) - 0.5)
