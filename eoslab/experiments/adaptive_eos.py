@@ -196,7 +196,7 @@ def plot(results: list[tuple[str, TrainResult]], quick: bool = False):
     line where a run diverged.
     """
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(results), 3, figsize=(14, 3.3 * len(results)), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(len(results), 3, figsize=(12, 3.4 * len(results)), squeeze=False, layout="constrained")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for row, (label, res) in zip(axes, results):
         for i, lr in enumerate(res.lrs):

@@ -13,7 +13,10 @@ titles, annotations and free texts --
 * ``overlap``: it overlaps a text of another axes (or a figure-level text
   overlaps any other), or a legend box of another axes;
 * ``intrudes``: it (or a legend box) covers part of the plotting area of
-  another axes.
+  another axes;
+* ``wide``: the figure is wider than ``MAX_WIDTH`` inches: shown at a
+  page's or a README's width (about 7 in) its 8 pt text would fall below
+  4.5 pt.
 
 Texts of the same axes are not compared with each other (besides the tick
 labels of one axis): an annotation may sit on its own axes' legend area by
@@ -29,11 +32,12 @@ from matplotlib.transforms import Bbox
 
 MIN_FONTSIZE = 8.0  # points, at the figure's default size
 TOLERANCE = 0.5  # pixels: extents that touch within this much do not count
+MAX_WIDTH = 13.0  # inches
 
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
-    kind: str  # outside, small, ticks, overlap, intrudes
+    kind: str  # outside, small, ticks, overlap, intrudes, wide
     text: str  # the text (or "legend") it is about
     role: str  # title, xlabel, xtick, legend, ...
     detail: str
@@ -176,6 +180,9 @@ def layout_problems(fig: Figure, *, min_fontsize: float = MIN_FONTSIZE, toleranc
     items, areas = collect_texts(fig, renderer)
     W, H = fig.bbox.width, fig.bbox.height
     problems: list[Problem] = []
+    width = fig.get_figwidth()
+    if width > MAX_WIDTH + 1e-9:
+        problems.append(Problem("wide", "figure", "figure", f"{width:g} in > {MAX_WIDTH:g} in"))
     for it in items:
         b = it.bbox
         if it.fontsize is not None and it.fontsize < min_fontsize - 1e-9:

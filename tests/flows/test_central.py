@@ -134,9 +134,9 @@ def reference_flow(dyn, theta, units, k, n, sdcp=cvxpy_sdcp, refresh="substep", 
 @pytest.mark.parametrize("dyn,refresh,third_every", [
     pytest.param(GD(eta=0.0), "substep", 1, id="gd-substep"),
     pytest.param(GD(eta=0.0), "unit", 1, id="gd-unit"),
-    pytest.param(GD(eta=0.0), "unit", 2, id="gd-unit-third-every-2"),
+    pytest.param(GD(eta=0.0), "unit", 2, id="gd-unit-third-every-2", marks=pytest.mark.slow),
     pytest.param(RMSProp(eta=0.0, beta2=0.9), "substep", 1, id="rmsprop-substep"),
-    pytest.param(RMSProp(eta=0.0, beta2=0.9), "unit", 1, id="rmsprop-unit"),
+    pytest.param(RMSProp(eta=0.0, beta2=0.9), "unit", 1, id="rmsprop-unit", marks=pytest.mark.slow),
     pytest.param(RMSProp(eta=0.0, beta2=0.9), "unit", 2, id="rmsprop-unit-third-every-2"),
     # at momentum's threshold (38) a unit of time takes 88 substeps: about 40 s each, with the slow tests
     pytest.param(HeavyBall(eta=0.0, beta=0.9), "substep", 1, id="heavy-ball-substep", marks=pytest.mark.slow),

@@ -13,7 +13,7 @@ def plot_profiles(tag: str, records: list[dict], minibatch: bool, alpha: float, 
     shown = [r for r in records if r.get("wide") is not None]
     idx = np.unique(np.linspace(0, len(shown) - 1, min(num, len(shown))).round().astype(int))
     shown = [shown[i] for i in idx]
-    fig, axes = plt.subplots(2, len(shown), figsize=(3.6 * len(shown), 6.6), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(2, len(shown), figsize=(3.2 * len(shown), 7), squeeze=False, layout="constrained")
     names = ("batch", "full") if minibatch else ("full",)
     for col, r in enumerate(shown):
         for row, grid in enumerate(("wide", "local")):

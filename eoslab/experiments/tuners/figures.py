@@ -75,13 +75,16 @@ def _running_geomean(values, half: int):
     return np.where(count > 0, np.exp(total / np.maximum(count, 1)), np.nan)
 
 
-def _label_axes(axes, loss_name: str, per_step_loss: bool):
+def _label_axes(fig, axes, loss_name: str, per_step_loss: bool):
+    """The four panels' labels, and one legend for them under the panels."""
     what = "train loss (line: running geometric mean)" if per_step_loss else "full train loss (eval steps)"
     axes[0].set_ylabel(f"{what}\n{LOSS_LABELS.get(loss_name, loss_name)}", fontsize=9)
     axes[1].set_ylabel("sharpness λ_t")
     axes[2].set_ylabel("step size η_t = |Δθ|/|g|\n(line: running geometric mean)", fontsize=9)
-    axes[3].set_ylabel("η_t·λ_t  (dashed: edge of stability, 2)")
-    axes[3].legend(fontsize=8.5, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    axes[3].set_ylabel("η_t·λ_t  (dashed: edge of stability, 2)", fontsize=9)
+    handles, labels = axes[3].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, max(1, len(labels))), fontsize=8.5,
+               frameon=False)
 
 
 def _method_runs(results: list[tuple[Method, TrainResult]]):
@@ -100,20 +103,24 @@ def _method_runs(results: list[tuple[Method, TrainResult]]):
 
 
 def plot_full_batch(results: list[tuple[Method, TrainResult]], title: str):
+    """Loss, sharpness, eta_t and eta_t * lambda_t of every method, in a 2 x 2 grid."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2), layout="constrained")
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), layout="constrained")
+    axes = axes.ravel()
     _panel_row(axes, _method_runs(results), per_step_loss=True)
-    _label_axes(axes, results[0][1].config.loss.name, True)
-    suptitle(fig, title + "  (grey: the other constant step sizes)", fontsize=12)
+    _label_axes(fig, axes, results[0][1].config.loss.name, True)
+    suptitle(fig, title + "  (grey: the other constant step sizes)", fontsize=11)
     return fig
 
 
 def plot_stochastic(results: dict[int, list[tuple[Method, TrainResult]]], title: str):
+    """The same 2 x 2 grid per batch size, one below the other."""
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(results), 4, figsize=(18, 3.6 * len(results)), squeeze=False, layout="constrained")
-    for row, (bs, res) in zip(axes, sorted(results.items())):
-        _panel_row(row, _method_runs(res), per_step_loss=False)
-        _label_axes(row, res[0][1].config.loss.name, False)
-        row[0].set_title(f"batch size {bs}", fontsize=10, loc="left")
-    suptitle(fig, title, fontsize=12)
+    fig = plt.figure(figsize=(11, 8 * len(results)), layout="constrained")
+    for sub, (bs, res) in zip(np.atleast_1d(fig.subfigures(len(results), 1)), sorted(results.items())):
+        axes = sub.subplots(2, 2).ravel()
+        _panel_row(axes, _method_runs(res), per_step_loss=False)
+        _label_axes(sub, axes, res[0][1].config.loss.name, False)
+        sub.suptitle(f"batch size {bs}", fontsize=10, x=0.02, ha="left")
+    suptitle(fig, title, fontsize=11)
     return fig
