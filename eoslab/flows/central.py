@@ -75,6 +75,8 @@ class Trajectory:
     kind: str  # "central", "stable" or "discrete"
     thetas: list[np.ndarray]
     points: list[FlowPoint]
+    diverged: int | None = None  # the unit whose measurements were not finite (the trajectory ends there)
+    reason: str = ""
 
     def series(self, name: str) -> np.ndarray:
         if name == "sharpness":
@@ -134,9 +136,24 @@ def _precond(dyn, s: jax.Array, theta: jax.Array) -> jax.Array:
     return jnp.broadcast_to(dyn.P(s), theta.shape)
 
 
+MAX_SUBSTEPS = 10_000  # per unit: a flow stiffer than this is recorded as diverged
+
+
 def _substeps(lam_max: float, stiffness: float, min_substeps: int) -> int:
     """Euler substeps per unit of time: dt * lambda_max(P^{-1} H) <= stiffness, at least ``min_substeps``."""
     return max(min_substeps, math.ceil(max(lam_max, 1e-12) / stiffness))
+
+
+def _divergence(point: FlowPoint, theta, stiffness: float) -> str:
+    """Why a trajectory cannot go on after this point ('' if it can)."""
+    if not (np.isfinite(point.loss) and np.all(np.isfinite(point.eigenvalues))):
+        return "the loss or lambda(P^-1 H) is not finite"
+    if not np.all(np.isfinite(np.asarray(theta))):
+        return "the parameters are not finite"
+    if point.eigenvalues[0] / stiffness > MAX_SUBSTEPS:
+        return (f"lambda_1(P^-1 H) = {point.eigenvalues[0]:.3g} would need more than {MAX_SUBSTEPS} Euler substeps "
+                "per unit")
+    return ""
 
 
 def _layout(params):
@@ -314,6 +331,9 @@ class CentralFlow(_Integrator):
             pred = float(out.loss) + 0.5 * float(np.sum(np.diag(Xm) * lam))
             points.append(FlowPoint(float(out.loss), pred, lam, Xm, int(out.hvps), third, n, bool(out.converged),
                                     float(out.error)))
+            why = _divergence(points[-1], out.theta, self.stiffness)
+            if why:
+                return Trajectory("central", thetas, points, diverged=t, reason=why)
             if t < steps:  # (the last unit only measures)
                 theta, s, tstate, D_base, U_base = out.theta, out.s, out.tracker, out.D, out.U_D
                 thetas.append(np.asarray(theta))
@@ -381,6 +401,9 @@ class StableFlow(_Integrator):
             lam = np.asarray(lam)
             points.append(FlowPoint(float(value), float(value), lam, np.zeros((self.k, self.k)), int(hvps), 0, n,
                                     bool(ok), float(err)))
+            why = _divergence(points[-1], new_theta, self.stiffness)
+            if why:
+                return Trajectory("stable", thetas, points, diverged=t, reason=why)
             if t < steps:
                 theta, s = new_theta, new_s
                 thetas.append(np.asarray(theta))
@@ -422,6 +445,9 @@ class DiscreteRun(_Integrator):
             new_theta, new_s, tstate, value, lam, hvps, ok, err = step(theta, s, tstate)
             points.append(FlowPoint(float(value), float(value), np.asarray(lam), np.zeros((self.k, self.k)),
                                     int(hvps), 0, 1, bool(ok), float(err)))
+            why = _divergence(points[-1], new_theta, math.inf)
+            if why:
+                return Trajectory("discrete", thetas, points, diverged=t, reason=why)
             if t < steps:
                 theta, s = new_theta, new_s
                 thetas.append(np.asarray(theta))

@@ -51,6 +51,24 @@ import jax.numpy as jnp
 from eoslab.errors import ConfigError
 
 
+@jax.custom_jvp
+def root(nu: jax.Array) -> jax.Array:
+    """sqrt(nu), whose derivative is 0 where nu = 0 (not inf).
+
+    A parameter whose gradient is identically zero (a weight from a constant
+    input pixel) keeps nu = 0 and d nu / dt = 0: the flows' d P = d nu / (2 sqrt(nu))
+    is then 0 * inf = NaN with the plain square root, and 0 in the limit.
+    """
+    return jnp.sqrt(nu)
+
+
+@root.defjvp
+def _root_jvp(primals, tangents):
+    (nu,), (dnu,) = primals, tangents
+    r = jnp.sqrt(nu)
+    return r, jnp.where(nu > 0, dnu / (2 * jnp.where(nu > 0, r, 1.0)), 0.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class GD:
     eta: float
@@ -96,7 +114,7 @@ class RMSProp:
     flow_init = init
 
     def P(self, s: jax.Array) -> jax.Array:
-        return (jnp.sqrt(s) + self.eps) / self.eta
+        return (root(s) + self.eps) / self.eta
 
     def rate(self, s: jax.Array, g: jax.Array) -> jax.Array:
         return -math.log(self.beta2) * (self._sq(g) - s)
@@ -161,7 +179,7 @@ class Adam:
     def P(self, s: jax.Array) -> jax.Array:
         nu, _, t = self._split(s)
         nu_hat = nu / (1.0 - self.beta2 ** jnp.maximum(t, 1.0))
-        return (jnp.sqrt(nu_hat) + self.eps) / self.eta
+        return (root(nu_hat) + self.eps) / self.eta
 
     def rate(self, s: jax.Array, g: jax.Array) -> jax.Array:
         nu, m, t = self._split(s)

@@ -56,7 +56,7 @@ def test_without_the_edge_the_claims_are_not_testable_and_say_why():
     m["discrete"]["effective_sharpness"] = np.full(201, 1.5)
     claims = cf.setting_claims(cf.SETTINGS[0], GD(0.3), m, SECONDS)
     assert [c.holds for c in claims[:3]] == [None, None, None]
-    assert "does not reach the edge (max certified lambda_1(P^-1 H) / c = 0.750)" in claims[0].detail
+    assert "does not reach the edge from below (max certified lambda_1(P^-1 H) / c after step 0 = 0.750)" in claims[0].detail
 
 
 def test_uncertified_eigenvalues_are_not_used():
