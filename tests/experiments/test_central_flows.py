@@ -104,3 +104,19 @@ def test_tiny_reproduction_stores_three_runs_per_setting_and_reads_them_back(tmp
     assert [c.value for c in again] == [c.value for c in claims]  # read back from the store
     with RunStore.in_dir(tmp_path) as store:
         assert sorted(r.id for r in store.list_runs(group="central-flows/gd-0.3")) == ids
+
+
+def test_a_run_that_starts_beyond_the_edge_reaches_it_when_it_rises_back_from_below():
+    """RMSProp and Adam start with nu = g_0^2, often beyond the edge: the edge counts from the first rise to it."""
+    m = metrics(0.05, 0.3, 0.04, 2.0)
+    m["discrete"]["effective_sharpness"][:5] = 7.0  # the start, beyond the edge, then the ramp from below
+    claims = cf.setting_claims(cf.SETTINGS[2], cf.SETTINGS[2].dynamics(), m, SECONDS)
+    assert claims[0].detail.startswith("edge at step 48")  # 2 * 48 / 50 = 1.92 >= 0.95 * 2, the first from below
+
+
+def test_a_diverged_flow_is_compared_up_to_where_it_ends():
+    m = metrics(0.05, 0.3, 0.04, 2.0 * (1 + 1e-3))
+    m["central"] = {k: v[:151] for k, v in m["central"].items()}  # ended at step 150
+    claims = cf.setting_claims(cf.SETTINGS[0], GD(0.3), m, SECONDS)
+    assert [c.holds for c in claims[:3]] == [True, True, True]
+    assert "the central flow diverged at step 150 (compared up to there)" in claims[0].detail
