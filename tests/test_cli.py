@@ -130,6 +130,7 @@ def _metrics(results):
                 for r in store.list_runs(status="completed")}
 
 
+@pytest.mark.slow  # (49 s; the fast suite resumes killed runs in process: tests/train/test_resume.py)
 def test_kill_9_then_resume_gives_identical_metrics(tmp_path):
     cfg = _config(tmp_path, train={"steps": 600, "eval_every": 20, "checkpoint_every": 100},
                   probes={"every_step": True})
