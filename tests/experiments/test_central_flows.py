@@ -120,3 +120,12 @@ def test_a_diverged_flow_is_compared_up_to_where_it_ends():
     claims = cf.setting_claims(cf.SETTINGS[0], GD(0.3), m, SECONDS)
     assert [c.holds for c in claims[:3]] == [True, True, True]
     assert "the central flow diverged at step 150 (compared up to there)" in claims[0].detail
+
+
+def test_a_flow_that_starts_beyond_the_edge_is_judged_from_its_rise_back_to_it():
+    m = metrics(0.05, 0.3, 0.04, 2.0 * (1 + 1e-3))
+    m["central"]["effective_sharpness"][0] = 6.0  # beyond the edge at t = 0, projected in the first unit
+    claims = cf.setting_claims(cf.SETTINGS[2], cf.SETTINGS[2].dynamics(), m, SECONDS)
+    assert claims[2].holds is True and claims[2].detail.startswith("reached at t = 50")
+    assert "it starts beyond the edge (lambda_1(P^-1 H) / c = 3 at t = 0" in claims[2].detail
+    assert "from t = 0 the max deviation is 2" in claims[2].detail
