@@ -165,9 +165,14 @@ def _layout(params):
 class _Integrator:
     """What the three trajectories share: the flat loss, the cold first eigensolve, the compiled functions."""
 
-    def __init__(self, loss_fn: Callable, dynamics, *, k: int, tol: float, seed: int):
+    def __init__(self, loss_fn: Callable, dynamics, *, k: int, tol: float, seed: int, max_hvps: int = 20):
         self.loss_fn, self.dyn, self.k, self.tol, self.seed = loss_fn, dynamics, k, tol, seed
+        self.max_hvps = max_hvps
         self._compiled: dict = {}
+
+    def _tracker(self, k: int) -> SharpnessTracker:
+        """The warm eigensolver of P^{-1/2} H P^{-1/2}: k pairs, ``tol``, ``max_hvps`` per update."""
+        return SharpnessTracker(k=k, tol=self.tol, max_hvps=self.max_hvps)
 
     def _flat(self, params):
         """The parameters as one vector, and the loss of such a vector."""
@@ -183,7 +188,7 @@ class _Integrator:
 
     def _cold(self, loss, theta, s, k: int):
         """The first, cold eigensolve of P(s)^{-1/2} H P(s)^{-1/2}: its result and the tracker state."""
-        return SharpnessTracker(k=k, tol=self.tol).init(loss, theta, precond=_precond(self.dyn, s, theta),
+        return self._tracker(k).init(loss, theta, precond=_precond(self.dyn, s, theta),
                                                         key=jax.random.PRNGKey(self.seed))
 
 
@@ -218,8 +223,8 @@ class CentralFlow(_Integrator):
     def __init__(self, loss_fn: Callable, dynamics, *, k: int = 2, k_max: int = 5, tol: float = 1e-6,
                  sdcp_tol: float = 1e-9, stiffness: float = 0.5, min_substeps: int = 1,
                  grow_margin: float = 0.05, refresh: str = "unit", third_every: int = 1, span_tol: float = 1e-2,
-                 seed: int = 0):
-        super().__init__(loss_fn, dynamics, k=k, tol=tol, seed=seed)
+                 max_hvps: int = 20, seed: int = 0):
+        super().__init__(loss_fn, dynamics, k=k, tol=tol, seed=seed, max_hvps=max_hvps)
         if refresh not in ("unit", "substep"):
             raise InputError(f"refresh={refresh!r} is not a refresh schedule; use 'unit' or 'substep'.")
         if not isinstance(third_every, int) or third_every < 1 or (refresh == "substep" and third_every != 1):
@@ -232,7 +237,7 @@ class CentralFlow(_Integrator):
     def _unit_fn(self, loss, k: int, n: int, fresh: bool):
         """One unit of time in ``n`` Euler substeps (``fresh``: compute D, else rotate the last one)."""
         dyn, thr, dt = self.dyn, self.dyn.threshold, 1.0 / n
-        tracker = SharpnessTracker(k=k, tol=self.tol)
+        tracker = self._tracker(k)
         i, j, w = _pairs(k)
         w = jnp.asarray(w)
 
@@ -367,12 +372,12 @@ class StableFlow(_Integrator):
     """
 
     def __init__(self, loss_fn: Callable, dynamics, *, k: int = 2, tol: float = 1e-6, stiffness: float = 0.5,
-                 min_substeps: int = 1, seed: int = 0):
-        super().__init__(loss_fn, dynamics, k=k, tol=tol, seed=seed)
+                 min_substeps: int = 1, max_hvps: int = 20, seed: int = 0):
+        super().__init__(loss_fn, dynamics, k=k, tol=tol, seed=seed, max_hvps=max_hvps)
         self.stiffness, self.min_substeps = stiffness, min_substeps
 
     def _unit_fn(self, loss, n: int):
-        dyn, tracker = self.dyn, SharpnessTracker(k=self.k, tol=self.tol)
+        dyn, tracker = self.dyn, self._tracker(self.k)
 
         def unit(theta, s, tstate):
             value = loss(theta)
@@ -419,11 +424,12 @@ class DiscreteRun(_Integrator):
     second-moment update).
     """
 
-    def __init__(self, loss_fn: Callable, dynamics, *, k: int = 2, tol: float = 1e-6, seed: int = 0):
-        super().__init__(loss_fn, dynamics, k=k, tol=tol, seed=seed)
+    def __init__(self, loss_fn: Callable, dynamics, *, k: int = 2, tol: float = 1e-6, max_hvps: int = 20,
+                 seed: int = 0):
+        super().__init__(loss_fn, dynamics, k=k, tol=tol, seed=seed, max_hvps=max_hvps)
 
     def _step_fn(self, loss):
-        dyn, tracker = self.dyn, SharpnessTracker(k=self.k, tol=self.tol)
+        dyn, tracker = self.dyn, self._tracker(self.k)
 
         def step(theta, s, tstate):
             value, g = jax.value_and_grad(loss)(theta)
