@@ -150,6 +150,17 @@ def _certified(metrics: dict):
     return certified_series({name: (steps, np.asarray(v)) for name, v in metrics.items()}, "effective_sharpness")
 
 
+def _first_rise(steps: np.ndarray, values: np.ndarray, level: float) -> int | None:
+    """The first step whose value reaches ``level`` from below (the previous value under it); None if none does.
+
+    A series that starts at or above the level (RMSProp's and Adam's, whose nu
+    starts at g_0^2) has not reached it there: it counts from its first rise.
+    """
+    at = values >= level
+    rises = steps[1:][at[1:] & ~at[:-1]]
+    return int(rises[0]) if len(rises) else None
+
+
 def setting_claims(setting: Setting, dyn, m: dict, seconds: dict) -> list[Claim]:
     """The four claims of one setting (see the module docstring).
 
@@ -165,9 +176,7 @@ def setting_claims(setting: Setting, dyn, m: dict, seconds: dict) -> list[Claim]
                     "to there)" for kind, n in lengths.items() if n < max(lengths.values()))
     m = {kind: {name: np.asarray(v)[:common] for name, v in m[kind].items()} for kind in KINDS}
     steps_d, lam_d, acc_d = _certified(m["discrete"])
-    at = lam_d >= 0.95 * c
-    crossings = steps_d[1:][at[1:] & ~at[:-1]]  # reached from below (a run may start beyond it)
-    edge = int(crossings[0]) if len(crossings) else None
+    edge = _first_rise(steps_d, lam_d, 0.95 * c)
     claims = []
     texts = (
         f"{where} after the edge, the central flow stays at least 3x closer to the discrete trajectory than the "
@@ -208,12 +217,11 @@ def setting_claims(setting: Setting, dyn, m: dict, seconds: dict) -> list[Claim]
                                 "the correction)", accuracy=acc_d))
         steps_c, lam_c, acc_c = _certified(m["central"])
         on = lam_c >= 0.99 * c
-        rises = steps_c[1:][on[1:] & ~on[:-1]]  # reached from below, as the discrete run's edge
+        r = _first_rise(steps_c, lam_c, 0.99 * c)  # from below, as the discrete run's edge
         start = (f"; it starts beyond the edge (lambda_1(P^-1 H) / c = {lam_c[0] / c:.3g} at t = 0, before the "
                  f"first unit projects it), from t = 0 the max deviation is {np.max(np.abs(lam_c / c - 1)):.3g}"
                  if len(on) and on[0] else "")
-        if len(rises):
-            r = int(rises[0])
+        if r is not None:
             dev = float(np.max(np.abs(lam_c[steps_c >= r] / c - 1)))
             disc = float(np.median(np.abs(lam_d[steps_d >= r] / c - 1)))
             after = len(m["central"]["loss"]) - r

@@ -194,7 +194,7 @@ class _Integrator:
     def _cold(self, loss, theta, s, k: int):
         """The first, cold eigensolve of P(s)^{-1/2} H P(s)^{-1/2}: its result and the tracker state."""
         return self._tracker(k).init(loss, theta, precond=_precond(self.dyn, s, theta),
-                                                        key=jax.random.PRNGKey(self.seed))
+                                     key=jax.random.PRNGKey(self.seed))
 
 
 class CentralFlow(_Integrator):
