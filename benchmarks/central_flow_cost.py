@@ -19,8 +19,9 @@ third-derivative products per unit, 1.6-1.9 s per unit.
 
     PYTHONPATH=. .venv/bin/python benchmarks/central_flow_cost.py [--units 20] [--warmup 150] [--n-train 300] [--ks 1,2,3,4]
 
-``--widths 64,64,64 --n-train 1000 --eta auto`` is the reference's own problem (tanh MLP 64-64-64-10 on
-1000 standardised digits, MSE, GD at eta = 1 / lambda_0, the top Hessian eigenvalue at initialisation).
+``--widths 64,64 --n-train 1000 --eta auto`` is the reference's own problem: its tanh MLP 64-64-64-10 (64
+inputs, two hidden layers of 64, 10 outputs: 9k parameters) on 1000 standardised digits, MSE, GD at
+eta = 1 / lambda_0, the top Hessian eigenvalue at initialisation.
 """
 from __future__ import annotations
 

@@ -203,10 +203,10 @@ class CentralFlow(_Integrator):
     ``k``: eigenvectors of P^{-1} H followed (the set grows by one, up to
     ``k_max``, whenever the smallest tracked eigenvalue comes within
     ``grow_margin`` of the threshold); ``tol``: the eigensolves' relative
-    accuracy (1e-4 by default, 2e-4 at GD's threshold 2: at the edge the top
-    eigenvalues cluster and a tighter tolerance leaves many solves
-    uncertified within ``max_hvps``); ``sdcp_tol``: the complementarity
-    solver's.
+    accuracy (1e-4 by default, 2e-4 absolute at GD's threshold 2; at the
+    edge the top eigenvalues cluster, and a tighter tolerance leaves many
+    solves uncertified within ``max_hvps``); ``sdcp_tol``: the
+    complementarity solver's.
 
     ``refresh`` says how often the curvature is measured:
 
