@@ -242,9 +242,12 @@ class CentralFlow(_Integrator):
         self.stiffness, self.min_substeps, self.grow_margin = stiffness, min_substeps, grow_margin
         self.refresh, self.third_every, self.span_tol = refresh, third_every, span_tol
 
-    def _unit_fn(self, loss, k: int, n: int, fresh: bool):
-        """One unit of time in ``n`` Euler substeps (``fresh``: compute D, else rotate the last one)."""
-        dyn, thr, dt = self.dyn, self.dyn.threshold, 1.0 / n
+    def _unit_fn(self, loss, k: int):
+        """One unit of time in ``n`` Euler substeps, ``fresh``: compute D (else carry it unless it must be computed).
+
+        ``n`` and ``fresh`` are arguments of the compiled program, so it is compiled once per k.
+        """
+        dyn, thr = self.dyn, self.dyn.threshold
         tracker = self._tracker(k)
         i, j, w = _pairs(k)
         w = jnp.asarray(w)
@@ -254,23 +257,20 @@ class CentralFlow(_Integrator):
             res, tstate = tracker.update(loss, theta, tstate, precond=p)
             lam = res.eigenvalues
             U = res.eigenvectors / jnp.sqrt(p)  # rows u_i with U P U^T = I and U H U^T = diag(lambda)
-            if fresh:
-                D_base, U_base, computed = third_derivatives(loss, theta, U), U, jnp.asarray(True)  # [npairs, n]
-                D = D_base
-            else:  # carried, unless an eigenvector has left the span D was computed in
-                R = (U * p) @ U_base.T  # R_ac = u_a^T P v_c
-                outside = jnp.sqrt(jnp.maximum(1.0 - jnp.min(jnp.sum(R * R, axis=1)), 0.0))  # max ||u_a - proj||_P
-                computed = outside > self.span_tol
+            # D is carried from the basis it was computed in, unless it is due or an eigenvector has left that span
+            R = (U * p) @ U_base.T  # R_ac = u_a^T P v_c
+            outside = jnp.sqrt(jnp.maximum(1.0 - jnp.min(jnp.sum(R * R, axis=1)), 0.0))  # max ||u_a - proj||_P
+            computed = fresh | (outside > self.span_tol)
 
-                def recompute():
-                    D = third_derivatives(loss, theta, U)
-                    return D, U, D
+            def recompute():
+                D = third_derivatives(loss, theta, U)  # [npairs, n]
+                return D, U, D
 
-                D_base, U_base, D = jax.lax.cond(computed, recompute, lambda: (D_base, U_base, rotate_pairs(D_base, R)))
+            D_base, U_base, D = jax.lax.cond(computed, recompute, lambda: (D_base, U_base, rotate_pairs(D_base, R)))
             HU = (U * p) * lam[:, None]  # H u_i = lambda_i P u_i
             return res, tstate, U, D, HU, D_base, U_base, computed
 
-        def euler(theta, s, U, D, HU, A):
+        def euler(theta, s, U, D, HU, A, dt):
             """One substep from slack A = U^T (cP - H) U: solve for X, step; the slack it predicts next."""
             value, g = jax.value_and_grad(loss)(theta)
             p = _precond(dyn, s, theta)
@@ -296,30 +296,37 @@ class CentralFlow(_Integrator):
                     value, sol.X, sol.converged)
 
         if self.refresh == "substep":
-            def unit(theta, s, tstate, D_base, U_base):
-                def body(c, _):
-                    theta, s, tstate, hv, ok = c
-                    res, tstate, U, D, HU, _, _, _ = measure(theta, s, tstate, None, None, True)
-                    theta, s, _, value, X, sok = euler(theta, s, U, D, HU, jnp.diag(thr - res.eigenvalues))
-                    return (theta, s, tstate, hv + res.num_hvps, ok & res.converged & sok), \
-                        (value, X, res.eigenvalues, res.errors[0])
+            def unit(theta, s, tstate, D_base, U_base, n, fresh):
+                dt = 1.0 / n.astype(theta.dtype)
 
-                init = (theta, s, tstate, jnp.asarray(0), jnp.asarray(True))
-                (theta, s, tstate, hv, ok), (values, Xs, lams, errs) = jax.lax.scan(body, init, None, length=n)
-                return _Unit(theta, s, tstate, D_base, U_base, values[0], lams[0], Xs.mean(0), hv, ok, errs[0],
-                             jnp.asarray(True))
+                def substep(theta, s, tstate):
+                    res, tstate, U, D, HU, _, _, _ = measure(theta, s, tstate, D_base, U_base, True)
+                    theta, s, _, value, X, sok = euler(theta, s, U, D, HU, jnp.diag(thr - res.eigenvalues), dt)
+                    return theta, s, tstate, res, value, X, res.converged & sok
+
+                def body(_, c):  # the substeps after the first, whose measurements the unit reports
+                    theta, s, tstate, hv, ok, X_sum = c
+                    theta, s, tstate, res, _, X, sok = substep(theta, s, tstate)
+                    return theta, s, tstate, hv + res.num_hvps, ok & sok, X_sum + X
+
+                theta, s, tstate, res, value, X, ok = substep(theta, s, tstate)
+                theta, s, tstate, hv, ok, X_sum = jax.lax.fori_loop(1, n, body,
+                                                                    (theta, s, tstate, res.num_hvps, ok, X))
+                return _Unit(theta, s, tstate, D_base, U_base, value, res.eigenvalues, X_sum / n, hv, ok,
+                             res.errors[0], jnp.asarray(True))
         else:
-            def unit(theta, s, tstate, D_base, U_base):
+            def unit(theta, s, tstate, D_base, U_base, n, fresh):
+                dt = 1.0 / n.astype(theta.dtype)
                 res, tstate, U, D, HU, D_base, U_base, computed = measure(theta, s, tstate, D_base, U_base, fresh)
 
-                def body(c, _):
-                    theta, s, A, ok = c
-                    theta, s, A, value, X, sok = euler(theta, s, U, D, HU, A)
-                    return (theta, s, A, ok & sok), (value, X)
+                def body(_, c):
+                    theta, s, A, ok, X_sum = c
+                    theta, s, A, _, X, sok = euler(theta, s, U, D, HU, A, dt)
+                    return theta, s, A, ok & sok, X_sum + X
 
-                init = (theta, s, jnp.diag(thr - res.eigenvalues), res.converged)
-                (theta, s, _, ok), (values, Xs) = jax.lax.scan(body, init, None, length=n)
-                return _Unit(theta, s, tstate, D_base, U_base, values[0], res.eigenvalues, Xs.mean(0), res.num_hvps,
+                theta, s, A, value, X, sok = euler(theta, s, U, D, HU, jnp.diag(thr - res.eigenvalues), dt)
+                theta, s, _, ok, X_sum = jax.lax.fori_loop(1, n, body, (theta, s, A, res.converged & sok, X))
+                return _Unit(theta, s, tstate, D_base, U_base, value, res.eigenvalues, X_sum / n, res.num_hvps,
                              ok, res.errors[0], computed)
 
         return jax.jit(unit)
@@ -338,8 +345,8 @@ class CentralFlow(_Integrator):
         for t in range(steps + 1):
             n = _substeps(lam_max, self.stiffness, self.min_substeps)
             fresh = self.refresh == "substep" or since is None or since + 1 >= self.third_every
-            out = self._compile(params, (k, n, fresh), lambda: self._unit_fn(loss, k, n, fresh))  # noqa: B023
-            out = out(theta, s, tstate, D_base, U_base)
+            out = self._compile(params, k, lambda: self._unit_fn(loss, k))  # noqa: B023
+            out = out(theta, s, tstate, D_base, U_base, jnp.asarray(n), jnp.asarray(fresh))
             npairs = k * (k + 1) // 2
             computed = bool(out.computed)
             third = npairs * n if self.refresh == "substep" else (npairs if computed else 0)
@@ -388,19 +395,21 @@ class StableFlow(_Integrator):
         super().__init__(loss_fn, dynamics, k=k, tol=tol, seed=seed, max_hvps=max_hvps)
         self.stiffness, self.min_substeps = stiffness, min_substeps
 
-    def _unit_fn(self, loss, n: int):
+    def _unit_fn(self, loss):
+        """One unit of time in ``n`` Euler substeps (an argument: one compiled program)."""
         dyn, tracker = self.dyn, self._tracker(self.k)
 
-        def unit(theta, s, tstate):
+        def unit(theta, s, tstate, n):
             value = loss(theta)
             res, tstate = tracker.update(loss, theta, tstate, precond=_precond(dyn, s, theta))
+            nf = n.astype(theta.dtype)
 
-            def sub(c, _):
+            def sub(_, c):
                 th, st = c
                 g = jax.grad(loss)(th)
-                return (th - g / _precond(dyn, st, th) / n, st + dyn.rate(st, g) / n), None
+                return th - g / _precond(dyn, st, th) / nf, st + dyn.rate(st, g) / nf
 
-            (theta, s), _ = jax.lax.scan(sub, (theta, s), None, length=n)
+            theta, s = jax.lax.fori_loop(0, n, sub, (theta, s))
             return theta, s, tstate, value, res.eigenvalues, res.num_hvps, res.converged, res.errors[0]
 
         return jax.jit(unit)
@@ -413,8 +422,8 @@ class StableFlow(_Integrator):
         thetas, points = [np.asarray(theta)], []
         for t in range(steps + 1):
             n = _substeps(lam_max, self.stiffness, self.min_substeps)
-            unit = self._compile(params, n, lambda: self._unit_fn(loss, n))  # noqa: B023
-            new_theta, new_s, tstate, value, lam, hvps, ok, err = unit(theta, s, tstate)
+            unit = self._compile(params, None, lambda: self._unit_fn(loss))
+            new_theta, new_s, tstate, value, lam, hvps, ok, err = unit(theta, s, tstate, jnp.asarray(n))
             lam = np.asarray(lam)
             points.append(FlowPoint(float(value), float(value), lam, np.zeros((self.k, self.k)), int(hvps), 0, n,
                                     bool(ok), float(err)))
