@@ -9,16 +9,17 @@ state s has rate ds/dt = r(s, g), :mod:`eoslab.flows.dynamics`), the
 and the *central flow* models the time average of the oscillating iterates
 at the edge of stability:
 
-    dtheta/dt = -P^{-1} [ grad L(theta) + 1/2 grad <H(theta), Sigma> ],
+    dtheta/dt = -P^{-1} gbar,   gbar = grad L(theta) + 1/2 grad <H(theta), Sigma>,
     ds/dt     = r(s, g) + 1/2 d^2 r/dg^2 [H Sigma H],       Sigma = U X U^T,
 
 where U holds the top eigenvectors of P^{-1} H, normalised so that
 U^T P U = I (then U^T H U = diag(lambda)), and the k x k matrix X >= 0 keeps
 the flow on the stability boundary: over the next time step dt the slack
-A = U^T (2P - H) U (diag(2 - lambda) now) must stay PSD, and X may be
-non-zero only where it is used up.  A moves with the flow (U held fixed),
+A = U^T (cP - H) U (diag(c - lambda) now, c the threshold) must stay PSD,
+and X may be non-zero only where it is used up.  A moves with the flow
+(U held fixed),
 
-    dA_ij/dt = 2 u_i^T (dP/dt) u_j - grad(u_i^T H u_j) . dtheta/dt,
+    dA_ij/dt = c u_i^T (dP/dt) u_j - grad(u_i^T H u_j) . dtheta/dt,
 
 affinely in X, so A(t + dt) = alpha + beta[X] and X solves the complementarity
 problem of :mod:`eoslab.flows.complementarity`.  The third-derivative terms
@@ -28,13 +29,25 @@ eoslab's warm-started tracker on P^{-1/2} H P^{-1/2}
 (:class:`~eoslab.curvature.SharpnessTracker`), a few Hessian-vector products
 per measurement.
 
+Momentum (heavy ball, Adam; an extension): the state carries an EMA m of the
+averaged gradient, dm/dt = kappa (gbar - m), and dtheta/dt = -P^{-1} m.
+The averaging argument is the same (the oscillation is period-2 along U, the
+updates are linear in g and m, so only grad L's curvature terms survive the
+average), but X reaches theta only through m: the substep moves the state
+first and theta with the new m (semi-implicit Euler), which makes
+A(t + dt) depend on X at order dt^2 kappa; beta is the Jacobian of A(t + dt)
+in svec(X) (exact for first-order rules, whose A(t + dt) is affine in X; at
+X = 0 for Adam, whose theta rate m_hat / P(nu) is not).
+
 The time-averaged loss the flow predicts is L(theta) + 1/2 <H, Sigma> =
 L(theta) + 1/2 sum_i X_ii lambda_i.
 
-Time: one unit per optimizer step.  Each unit is integrated by explicit
-Euler substeps, as many as the stiffness needs: ``ceil(lambda_max(P^{-1} H) /
-stiffness)`` (at the edge, lambda = 2 and the default 0.5 gives 4 substeps;
-at momentum's edge, 38, 76), at least ``min_substeps``.  The gradient is
+Time: one unit per optimizer step.  Each unit is integrated by Euler
+substeps (explicit, or semi-implicit for momentum), as many as the flow's
+fastest rate needs: ``ceil(rate / stiffness)``, the rate lambda_max(P^{-1} H)
+for first-order rules (at GD's edge, 2, and the default stiffness 0.5 gives
+4 substeps) and sqrt(kappa lambda_max) for momentum (2.0 at momentum's edge,
+38: 4 or 5 substeps), at least ``min_substeps``.  The gradient is
 fresh at every substep.  The curvature (U, lambda, D) is measured once per
 unit by default and the slack carried between measurements by the same linear
 model, A <- alpha + beta[X]; ``refresh="substep"`` measures it at every
@@ -53,7 +66,7 @@ from jax.flatten_util import ravel_pytree
 
 from eoslab.curvature import SharpnessTracker
 from eoslab.errors import InputError
-from eoslab.flows.complementarity import linear_map_matrix, smat, solve, svec
+from eoslab.flows.complementarity import smat, solve, svec
 
 
 class FlowPoint(NamedTuple):
@@ -139,18 +152,22 @@ def _precond(dyn, s: jax.Array, theta: jax.Array) -> jax.Array:
 MAX_SUBSTEPS = 10_000  # per unit: a flow stiffer than this is recorded as diverged
 
 
-def _substeps(lam_max: float, stiffness: float, min_substeps: int) -> int:
-    """Euler substeps per unit of time: dt * lambda_max(P^{-1} H) <= stiffness, at least ``min_substeps``."""
-    return max(min_substeps, math.ceil(max(lam_max, 1e-12) / stiffness))
+def _substeps(dyn, lam_max: float, s, stiffness: float, min_substeps: int) -> int:
+    """Euler substeps per unit of time: dt * (the flow's fastest rate) <= stiffness, at least ``min_substeps``.
+
+    The fastest rate is lambda_max(P^{-1} H) for first-order rules and
+    sqrt(kappa lambda_max) for momentum rules (:mod:`eoslab.flows.dynamics`).
+    """
+    return max(min_substeps, math.ceil(max(dyn.fastest_rate(lam_max, s), 1e-12) / stiffness))
 
 
-def _divergence(point: FlowPoint, theta, stiffness: float) -> str:
+def _divergence(dyn, point: FlowPoint, theta, s, stiffness: float) -> str:
     """Why a trajectory cannot go on after this point ('' if it can)."""
     if not (np.isfinite(point.loss) and np.all(np.isfinite(point.eigenvalues))):
         return "the loss or lambda(P^-1 H) is not finite"
     if not np.all(np.isfinite(np.asarray(theta))):
         return "the parameters are not finite"
-    if point.eigenvalues[0] / stiffness > MAX_SUBSTEPS:
+    if dyn.fastest_rate(float(point.eigenvalues[0]), s) / stiffness > MAX_SUBSTEPS:
         return (f"lambda_1(P^-1 H) = {point.eigenvalues[0]:.3g} would need more than {MAX_SUBSTEPS} Euler substeps "
                 "per unit")
     return ""
@@ -273,27 +290,32 @@ class CentralFlow(_Integrator):
         def euler(theta, s, U, D, HU, A, dt):
             """One substep from slack A = U^T (cP - H) U: solve for X, step; the slack it predicts next."""
             value, g = jax.value_and_grad(loss)(theta)
-            p = _precond(dyn, s, theta)
-            dth_s, ds_s = -g / p, dyn.rate(s, g)  # stable parts
-            dth_X = -0.5 * (D * w[:, None]) / p  # row c: the effect of svec coordinate c of X
+            G = 0.5 * D * w[:, None]  # row c: d gbar / d x_c, gbar = g + 1/2 grad <H, Sigma>, x = svec(X)
 
-            def second(u, v):  # d^2 r / dg^2 [u, v]
-                return jax.jvp(lambda a: jax.jvp(lambda b: dyn.rate(s, b), (a,), (v,))[1], (g,), (u,))[1]
+            def second(u, v):  # d^2 r / dg^2 [u, v] (gbar held)
+                return jax.jvp(lambda a: jax.jvp(lambda b: dyn.rate(s, b, g), (a,), (v,))[1], (g,), (u,))[1]
 
             Q = jax.lax.map(lambda ab: second(*ab), (HU[i], HU[j]))  # [npairs, dim s]
             ds_X = 0.5 * Q * w[:, None]  # 1/2 r''[H Sigma H] = 1/2 sum_c x_c w_c Q_c
             dP = lambda ds: jnp.broadcast_to(jax.jvp(dyn.P, (s,), (ds,))[1], theta.shape)  # noqa: E731
 
-            def dA(dth, ds):  # dA/dt for a rate of theta and of s, U held
-                return thr * (U * dP(ds)) @ U.T - smat((D @ dth) * w, k)
+            def rates(x):  # dtheta/dt and ds/dt over the substep for the oscillation x = svec(X)
+                gbar = g + x @ G
+                ds = dyn.rate(s, g, gbar) + x @ ds_X
+                return dyn.theta_rate(s + dt * ds if dyn.momentum else s, gbar), ds
 
-            alpha = A + dt * dA(dth_s, ds_s)
-            beta = dt * linear_map_matrix(lambda Xm: dA(svec(Xm) @ dth_X, svec(Xm) @ ds_X), k, theta.dtype)
+            def slack_next(x):  # svec of A(t + dt) = A + dt dA/dt, U held
+                dth, ds = rates(x)
+                return svec(A + dt * (thr * (U * dP(ds)) @ U.T - smat((D @ dth) * w, k)))
+
+            x0 = jnp.zeros(i.shape, theta.dtype)
+            alpha = smat(slack_next(x0), k)
+            beta = jax.jacfwd(slack_next)(x0)  # affine in x for first-order rules; linearised at X = 0 for Adam's
             sol = solve(alpha, 0.5 * (beta + beta.T), tol=self.sdcp_tol)
             x = svec(sol.X)
             A_next = alpha + smat(beta @ x, k)
-            return (theta + dt * (dth_s + x @ dth_X), s + dt * (ds_s + x @ ds_X), 0.5 * (A_next + A_next.T),
-                    value, sol.X, sol.converged)
+            dth, ds = rates(x)
+            return theta + dt * dth, s + dt * ds, 0.5 * (A_next + A_next.T), value, sol.X, sol.converged
 
         if self.refresh == "substep":
             def unit(theta, s, tstate, D_base, U_base, n, fresh):
@@ -343,7 +365,7 @@ class CentralFlow(_Integrator):
         thetas, points = [np.asarray(theta)], []
         lam_max = float(res.eigenvalues[0])
         for t in range(steps + 1):
-            n = _substeps(lam_max, self.stiffness, self.min_substeps)
+            n = _substeps(self.dyn, lam_max, s, self.stiffness, self.min_substeps)
             fresh = self.refresh == "substep" or since is None or since + 1 >= self.third_every
             out = self._compile(params, k, lambda: self._unit_fn(loss, k))  # noqa: B023
             out = out(theta, s, tstate, D_base, U_base, jnp.asarray(n), jnp.asarray(fresh))
@@ -355,7 +377,7 @@ class CentralFlow(_Integrator):
             pred = float(out.loss) + 0.5 * float(np.sum(np.diag(Xm) * lam))
             points.append(FlowPoint(float(out.loss), pred, lam, Xm, int(out.hvps), third, n, bool(out.converged),
                                     float(out.error)))
-            why = _divergence(points[-1], out.theta, self.stiffness)
+            why = _divergence(self.dyn, points[-1], out.theta, out.s, self.stiffness)
             if why:
                 return Trajectory("central", thetas, points, diverged=t, reason=why)
             if t < steps:  # (the last unit only measures)
@@ -407,7 +429,8 @@ class StableFlow(_Integrator):
             def sub(_, c):
                 th, st = c
                 g = jax.grad(loss)(th)
-                return th - g / _precond(dyn, st, th) / nf, st + dyn.rate(st, g) / nf
+                new_st = st + dyn.rate(st, g, g) / nf
+                return th + dyn.theta_rate(new_st if dyn.momentum else st, g) / nf, new_st
 
             theta, s = jax.lax.fori_loop(0, n, sub, (theta, s))
             return theta, s, tstate, value, res.eigenvalues, res.num_hvps, res.converged, res.errors[0]
@@ -421,13 +444,13 @@ class StableFlow(_Integrator):
         lam_max = float(res.eigenvalues[0])
         thetas, points = [np.asarray(theta)], []
         for t in range(steps + 1):
-            n = _substeps(lam_max, self.stiffness, self.min_substeps)
+            n = _substeps(self.dyn, lam_max, s, self.stiffness, self.min_substeps)
             unit = self._compile(params, None, lambda: self._unit_fn(loss))
             new_theta, new_s, tstate, value, lam, hvps, ok, err = unit(theta, s, tstate, jnp.asarray(n))
             lam = np.asarray(lam)
             points.append(FlowPoint(float(value), float(value), lam, np.zeros((self.k, self.k)), int(hvps), 0, n,
                                     bool(ok), float(err)))
-            why = _divergence(points[-1], new_theta, self.stiffness)
+            why = _divergence(self.dyn, points[-1], new_theta, new_s, self.stiffness)
             if why:
                 return Trajectory("stable", thetas, points, diverged=t, reason=why)
             if t < steps:
@@ -472,7 +495,7 @@ class DiscreteRun(_Integrator):
             new_theta, new_s, tstate, value, lam, hvps, ok, err = step(theta, s, tstate)
             points.append(FlowPoint(float(value), float(value), np.asarray(lam), np.zeros((self.k, self.k)),
                                     int(hvps), 0, 1, bool(ok), float(err)))
-            why = _divergence(points[-1], new_theta, math.inf)
+            why = _divergence(self.dyn, points[-1], new_theta, new_s, math.inf)
             if why:
                 return Trajectory("discrete", thetas, points, diverged=t, reason=why)
             if t < steps:

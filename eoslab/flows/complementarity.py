@@ -74,8 +74,11 @@ def solve(alpha: jax.Array, beta: jax.Array, *, tol: float = 1e-10, max_iter: in
     k = alpha.shape[0]
     a = svec(0.5 * (alpha + alpha.T))
     B = 0.5 * (beta + beta.T)
-    lip = jnp.maximum(jnp.linalg.eigvalsh(B)[-1], jnp.finfo(alpha.dtype).tiny)
-    scale = jnp.maximum(jnp.linalg.norm(a), jnp.finfo(alpha.dtype).tiny) / lip
+    fin = jnp.finfo(alpha.dtype)
+    # beta's eigenvalues below eps ||alpha|| are rounding (a solution there would exceed 1/eps): floor them there,
+    # so that beta = 0 (no third derivatives, a quadratic) gives X = 0 when alpha >= 0, and no overflow
+    lip = jnp.maximum(jnp.linalg.eigvalsh(B)[-1], jnp.maximum(fin.eps * jnp.linalg.norm(a), fin.tiny))
+    scale = jnp.maximum(jnp.linalg.norm(a), fin.tiny) / lip
     proj = lambda x: svec(psd_part(smat(x, k)))  # noqa: E731
     grad = lambda x: B @ x + a  # noqa: E731
 
@@ -102,9 +105,3 @@ def solve(alpha: jax.Array, beta: jax.Array, *, tol: float = 1e-10, max_iter: in
     X = smat(x, k)
     return Solution(X, smat(grad(x), k), res, it, res <= tol * scale)
 
-
-def linear_map_matrix(apply, k: int, dtype=jnp.float64) -> jax.Array:
-    """The matrix, in :func:`svec` coordinates, of a linear map ``apply(X) -> k x k`` on symmetric matrices."""
-    n = k * (k + 1) // 2
-    basis = jnp.eye(n, dtype=dtype)
-    return jax.vmap(lambda e: svec(apply(smat(e, k))))(basis).T

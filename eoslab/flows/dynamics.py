@@ -2,14 +2,27 @@
 
 A flow needs, of an optimizer with state s:
 
-* ``P(s)``: the preconditioner of its stable flow dtheta/dt = -P(s)^{-1} grad L
-  (step size included), positive, a scalar or one entry per parameter;
-* ``rate(s, g)``: ds/dt for the gradient g (one unit of time per step);
-* ``threshold`` c: the optimizer is stable while lambda_1(P^{-1} H) < c, that is
-  while the slack U^T (c P - H) U is PSD on the top eigenvectors;
+* ``P(s)``: the preconditioner (step size included), positive, a scalar or
+  one entry per parameter; the optimizer is stable while
+  lambda_1(P^{-1} H) < ``threshold`` c, that is while the slack
+  U^T (c P - H) U is PSD on the top eigenvectors;
+* ``theta_rate(s, gbar)``: dtheta/dt.  First-order rules: -P(s)^{-1} gbar;
+  momentum rules: -P(s)^{-1} m, with m the state's momentum;
+* ``rate(s, g, gbar)``: ds/dt (one unit of time per step) for the gradient g
+  and the averaged gradient gbar.  On the central flow gbar = g +
+  1/2 grad <H, Sigma> (the oscillation's mean effect on the gradient) and the
+  second moments see g^2 plus the oscillation's 1/2 d^2 r/dg^2 [H Sigma H];
+  on the stable flow gbar = g;
+* ``momentum``: whether the state carries a velocity.  The flows then take
+  semi-implicit (symplectic) Euler substeps, the state first and theta with
+  the new state, so that Sigma, which enters through the velocity, acts on
+  theta within the substep;
+* ``fastest_rate(lam)``: the largest rate of the flow's linearisation at
+  lambda_1(P^{-1} H) = lam, which sets the Euler substeps (first order: lam;
+  momentum: sqrt(kappa lam), see :class:`HeavyBall`);
 * ``init(theta, g0)`` and ``update(theta, s, g) -> (theta', s')``: the
   discrete optimizer itself (the state updates first, as in optax and PyTorch);
-  ``flow_init(theta, g0)``: the flows' initial state (the same, except Adam's).
+  ``flow_init(theta, g0)``: the flows' initial state.
 
 Rules (parameters and states are flat vectors):
 
@@ -22,28 +35,40 @@ Rules (parameters and states are flat vectors):
   beta2^t (nu_0 - nu*)), 1 - beta2 to first order.  nu starts at g_0^2 (the
   paper's choice, so that P is defined at step 0; optax starts at 0).
 * :class:`HeavyBall` (an extension): v <- beta v + g, theta <- theta - eta v.
-  Averaged over the oscillation the velocity relaxes to g/(1 - beta), so the
-  stable flow is gradient flow with P = (1 - beta)/eta; the iteration on a
-  quadratic of curvature lambda is stable while eta lambda < 2 + 2 beta, so
-  in P's units c = (2 + 2 beta)/(1 - beta) (38 at beta = 0.9).  The flow keeps
-  no velocity: its state is the step count.  This is the overdamped limit.
-  On a quadratic the iteration's roots are complex once eta lambda >
-  (1 - sqrt(beta))^2 (0.0026 at beta = 0.9): it rings, decaying by sqrt(beta)
-  per step whatever lambda, and moves along the stiff directions more slowly
-  than the flow.  Measured in the central-flows reproduction (eta = 0.2,
-  fc-tanh [200, 200] on 1000 digits): the discrete run is 0.78 of its own
-  displacement away from the stable flow at step 20, long before the edge,
-  and shifting the flow by beta/(1 - beta) = 9 steps leaves it 0.68 away; the
-  central flow inherits that gap (a flow of (theta, v) would be needed).
+  In EMA form m = (1 - beta) v: m <- m + (1 - beta)(g - m), theta <- theta -
+  P^{-1} m with P = (1 - beta)/eta.  The flows carry m:
+
+      dm/dt = kappa (gbar - m),   dtheta/dt = -P^{-1} m,   kappa = -ln(beta),
+
+  the EMA's own relaxation rate.  On a quadratic of curvature lambda
+  (a = lambda/P) this is theta'' + kappa theta' + kappa a theta = 0, whose
+  roots are complex once a > kappa/4, ringing at sqrt(kappa a) per unit and
+  decaying at kappa/2 per unit; the iteration's roots are complex once
+  eta lambda > (1 - sqrt(beta))^2, the same onset to first order in 1 - beta
+  (a = 0.0263 and 0.0263 at beta = 0.9), and decay by sqrt(beta) per step,
+  the same kappa/2.  The iteration is stable while eta lambda < 2 + 2 beta,
+  so c = (2 + 2 beta)/(1 - beta) (38 at beta = 0.9); the flow, a damped
+  oscillator, is stable at any a, and the central flow's Sigma holds it at c.
+  At the edge (a = 38, beta = 0.9) the flow rings at sqrt(kappa a) = 2.0 per
+  unit: a few Euler substeps per unit (the first-order flow needed 77).
+  Sigma acts on theta only through m, so when the flow reaches the edge with
+  m pushing into it, the first substep's X is large (it stops the push, of
+  order 1/(kappa dt) times the X that then holds the flow there): an
+  inelastic arrival.  The flows start with m_0 = (1 - beta kappa/(1 - beta)) g_0,
+  with which, for a constant gradient, the flow passes through every iterate
+  (the iteration starts at v = 0 and lags gradient flow by beta/(1 - beta)
+  steps; so does the flow).
 * :class:`Adam` (an extension): m <- beta1 m + (1 - beta1) g, nu <- beta2 nu + (1 - beta2) g^2,
   theta <- theta - eta m_hat / (sqrt(nu_hat) + eps) with bias corrections.
-  The EMA m averages to g, so the stable flow is RMSProp's with Adam's
-  P = (sqrt(nu_hat) + eps)/eta; with P frozen the EMA momentum is stable while
-  lambda_1(P^{-1} H) < (2 + 2 beta1)/(1 - beta1) = 38 at beta1 = 0.9 (Cohen et
-  al. 2022), so c = 38.  The flows' nu starts at g_0^2, which is the discrete
-  run's bias-corrected nu_hat after its first step (so both start from the same
-  P), and relaxes at rate -ln(beta2) with no bias correction (the flows' t is
-  large); they carry no m.
+  P = (sqrt(nu_hat) + eps)/eta; with P frozen the EMA momentum is stable
+  while lambda_1(P^{-1} H) < (2 + 2 beta1)/(1 - beta1) = 38 at beta1 = 0.9
+  (Cohen et al. 2022), so c = 38.  The flows carry m like heavy ball's
+  (kappa1 = -ln beta1, dtheta/dt = -P^{-1} m) and nu like RMSProp's (rate
+  -ln(beta2)(g^2 - nu)), with no bias correction (the flows' t is large):
+  they start at m = g_0 and nu = g_0^2, the discrete run's bias-corrected
+  m_hat and nu_hat after its first step, so both start from the same P and
+  the same direction.  Sigma acts on the slack through nu (as RMSProp's, at
+  once) and through m.
 
 The hyper-parameters are validated by the eoslab rule of the same name
 (:mod:`eoslab.rules`), so a flow takes the keys of ``[optimizer]``.
@@ -77,8 +102,35 @@ def _root_jvp(primals, tangents):
     return r, jnp.where(nu > 0, dnu / (2 * jnp.where(nu > 0, r, 1.0)), 0.0)
 
 
+class _FirstOrder:
+    """theta moves with the (averaged) gradient: dtheta/dt = -P(s)^{-1} gbar."""
+    momentum = False
+
+    def theta_rate(self, s: jax.Array, gbar: jax.Array) -> jax.Array:
+        return -gbar / self.P(s)
+
+    def fastest_rate(self, lam: float, s: jax.Array) -> float:
+        return lam
+
+
+class _Momentum:
+    """theta moves with the momentum m (an EMA of gbar at rate kappa): dtheta/dt = -P(s)^{-1} m."""
+    momentum = True
+
+    def theta_rate(self, s: jax.Array, gbar: jax.Array) -> jax.Array:
+        return -self._m(s) / self.P(s)
+
+    def fastest_rate(self, lam: float, s: jax.Array) -> float:
+        """max |z| over the roots of z^2 + k z + k a = 0, a <= lam (the linearised flow), k the momentum's rate."""
+        k = self._kappa_now(s)
+        return max(math.sqrt(k * max(lam, 0.0)), k)
+
+    def _kappa_now(self, s: jax.Array) -> float:
+        return self.kappa
+
+
 @dataclasses.dataclass(frozen=True)
-class GD:
+class GD(_FirstOrder):
     eta: float
     name: str = "gd"
 
@@ -94,7 +146,7 @@ class GD:
     def P(self, s: jax.Array) -> jax.Array:
         return jnp.full((), 1.0 / self.eta, s.dtype)
 
-    def rate(self, s: jax.Array, g: jax.Array) -> jax.Array:
+    def rate(self, s: jax.Array, g: jax.Array, gbar: jax.Array | None = None) -> jax.Array:
         return jnp.zeros_like(s)
 
     def update(self, theta, s, g):
@@ -102,7 +154,7 @@ class GD:
 
 
 @dataclasses.dataclass(frozen=True)
-class RMSProp:
+class RMSProp(_FirstOrder):
     eta: float
     beta2: float = 0.99
     eps: float = 1e-8
@@ -124,7 +176,7 @@ class RMSProp:
     def P(self, s: jax.Array) -> jax.Array:
         return (root(s) + self.eps) / self.eta
 
-    def rate(self, s: jax.Array, g: jax.Array) -> jax.Array:
+    def rate(self, s: jax.Array, g: jax.Array, gbar: jax.Array | None = None) -> jax.Array:
         return -math.log(self.beta2) * (self._sq(g) - s)
 
     def update(self, theta, s, g):
@@ -133,7 +185,7 @@ class RMSProp:
 
 
 @dataclasses.dataclass(frozen=True)
-class HeavyBall:
+class HeavyBall(_Momentum):
     eta: float
     beta: float = 0.9
     name: str = "heavy-ball"
@@ -142,17 +194,27 @@ class HeavyBall:
     def threshold(self) -> float:
         return (2.0 + 2.0 * self.beta) / (1.0 - self.beta)
 
+    @property
+    def kappa(self) -> float:
+        return -math.log(self.beta)
+
     def init(self, theta: jax.Array, g0: jax.Array) -> jax.Array:
-        return jnp.zeros_like(theta)  # the discrete run's velocity
+        return jnp.zeros_like(theta)  # the discrete run's velocity v
 
     def flow_init(self, theta: jax.Array, g0: jax.Array) -> jax.Array:
-        return jnp.zeros((1,), theta.dtype)  # the flows keep no velocity
+        """m_0 = (1 - beta kappa / (1 - beta)) g_0 (0.0518 g_0 at beta = 0.9): the start from which, for a constant
+        gradient g, the flow passes through every iterate, theta(t) = theta_t = theta_0 - P^{-1} g (t - beta (1 -
+        beta^t)/(1 - beta)) (the flow's m(t) = g + (m_0 - g) beta^t, integrated)."""
+        return (1.0 - self.beta * self.kappa / (1.0 - self.beta)) * g0
+
+    def _m(self, s: jax.Array) -> jax.Array:
+        return s
 
     def P(self, s: jax.Array) -> jax.Array:
         return jnp.full((), (1.0 - self.beta) / self.eta, s.dtype)
 
-    def rate(self, s: jax.Array, g: jax.Array) -> jax.Array:
-        return jnp.zeros_like(s)
+    def rate(self, s: jax.Array, g: jax.Array, gbar: jax.Array | None = None) -> jax.Array:
+        return self.kappa * ((g if gbar is None else gbar) - s)
 
     def update(self, theta, s, g):
         v = self.beta * s + g
@@ -160,7 +222,7 @@ class HeavyBall:
 
 
 @dataclasses.dataclass(frozen=True)
-class Adam:
+class Adam(_Momentum):
     eta: float
     beta1: float = 0.9
     beta2: float = 0.999
@@ -171,28 +233,43 @@ class Adam:
     def threshold(self) -> float:
         return (2.0 + 2.0 * self.beta1) / (1.0 - self.beta1)
 
-    # state: [nu (n), m (n), t (1)]; the flows use nu and t, the discrete run all three
+    @property
+    def kappa(self) -> float:
+        return -math.log(self.beta1)
+
+    # state: [nu (n), m (n), t (1)]
     def init(self, theta: jax.Array, g0: jax.Array) -> jax.Array:
         n = theta.shape[0]
         return jnp.concatenate([jnp.zeros(n, theta.dtype), jnp.zeros(n, theta.dtype), jnp.zeros(1, theta.dtype)])
 
     def flow_init(self, theta: jax.Array, g0: jax.Array) -> jax.Array:
-        n = theta.shape[0]
-        return jnp.concatenate([g0 * g0, jnp.zeros(n, theta.dtype), jnp.full((1,), 1e9, theta.dtype)])
+        # the state the first step applies: t = 1, m_hat = g_0, nu_hat = g_0^2
+        return jnp.concatenate([(1.0 - self.beta2) * g0 * g0, (1.0 - self.beta1) * g0, jnp.ones(1, theta.dtype)])
 
     def _split(self, s):
         n = (s.shape[0] - 1) // 2
         return s[:n], s[n:2 * n], s[2 * n:]
+
+    def _m(self, s: jax.Array) -> jax.Array:
+        """m_hat = m / (1 - beta1^t)."""
+        _, m, t = self._split(s)
+        return m / (1.0 - self.beta1 ** jnp.maximum(t, 1.0))
+
+    def _kappa_now(self, s: jax.Array) -> float:
+        """The bias-corrected EMAs' rate, kappa / (1 - beta^t): about 1/t while t << 1/kappa (a running mean)."""
+        t = max(float(s[-1]), 1.0)
+        return max(self.kappa / (1.0 - self.beta1 ** t), -math.log(self.beta2) / (1.0 - self.beta2 ** t))
 
     def P(self, s: jax.Array) -> jax.Array:
         nu, _, t = self._split(s)
         nu_hat = nu / (1.0 - self.beta2 ** jnp.maximum(t, 1.0))
         return (root(nu_hat) + self.eps) / self.eta
 
-    def rate(self, s: jax.Array, g: jax.Array) -> jax.Array:
+    def rate(self, s: jax.Array, g: jax.Array, gbar: jax.Array | None = None) -> jax.Array:
         nu, m, t = self._split(s)
-        # nu relaxes to g^2 at the EMA's rate; t advances one per unit time; the flows carry no m
-        return jnp.concatenate([-math.log(self.beta2) * (g * g - nu), jnp.zeros_like(m), jnp.ones_like(t)])
+        gbar = g if gbar is None else gbar
+        # nu relaxes to g^2 and m to gbar at the EMAs' rates; t advances one per unit time
+        return jnp.concatenate([-math.log(self.beta2) * (g * g - nu), self.kappa * (gbar - m), jnp.ones_like(t)])
 
     def update(self, theta, s, g):
         nu, m, t = self._split(s)

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eoslab.flows.complementarity import linear_map_matrix, smat, solve, svec
+from eoslab.flows.complementarity import smat, solve, svec
 
 
 def random_instance(rng, k, rank=None):
@@ -73,13 +73,14 @@ def test_a_stable_slack_needs_no_oscillation():
     np.testing.assert_allclose(np.asarray(got.X), 0.0, atol=1e-14)
 
 
-def test_linear_map_matrix_and_svec_are_consistent_and_jit_safe():
+def test_a_maps_jacobian_in_svec_coordinates_is_its_matrix_and_the_solver_is_jit_safe():
+    """The central flow builds beta as the Jacobian of svec(A(t + dt)) in x = svec(X)."""
     k = 3
     rng = np.random.default_rng(0)
     c = rng.uniform(0.5, 2.0, (k, k))
     c = jnp.asarray(c + c.T)
     apply = lambda X: c * X  # noqa: E731  (a PSD map: <X, c * X> = sum c_ij X_ij^2 >= 0)
-    B = linear_map_matrix(apply, k)
+    B = jax.jacfwd(lambda x: svec(apply(smat(x, k))))(jnp.zeros(k * (k + 1) // 2))
     X = jnp.asarray(np.cov(rng.standard_normal((k, 10))))
     np.testing.assert_allclose(smat(B @ svec(X), k), apply(X), atol=1e-12)
     np.testing.assert_allclose(float(svec(X) @ svec(X)), float(jnp.sum(X * X)), rtol=1e-12)
@@ -95,3 +96,13 @@ def test_an_instance_without_a_solution_is_not_converged():
     beta = jnp.diag(jnp.array([1.0, 0.0, 0.0]))  # acts on X_11 only
     got = solve(alpha, beta, max_iter=500)
     assert not bool(got.converged)
+
+
+def test_a_map_that_cannot_move_leaves_a_nonnegative_slack_alone_and_cannot_fix_a_negative_one():
+    """beta = 0 (a quadratic loss: no third derivatives): X = 0 solves it when alpha >= 0, at any scale of alpha
+    (an earlier floor of beta at the smallest float overflowed for ||alpha|| > 2), and nothing does otherwise."""
+    for s in (1e-3, 1.0, 30.0, 1e6):
+        got = solve(s * jnp.diag(jnp.array([23.0, 33.0])), jnp.zeros((3, 3)))
+        assert bool(got.converged) and np.all(np.asarray(got.X) == 0.0)
+    got = solve(jnp.diag(jnp.array([1.0, -1.0])), jnp.zeros((3, 3)), max_iter=200)
+    assert not bool(got.converged) and np.all(np.isfinite(np.asarray(got.X)))
