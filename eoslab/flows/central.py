@@ -47,7 +47,7 @@ substeps (explicit, or semi-implicit for momentum), as many as the flow's
 fastest rate needs: ``ceil(rate / stiffness)``, the rate lambda_max(P^{-1} H)
 for first-order rules (at GD's edge, 2, and the default stiffness 0.5 gives
 4 substeps) and sqrt(kappa lambda_max) for momentum (2.0 at momentum's edge,
-38: 4 or 5 substeps), at least ``min_substeps``.  The gradient is
+38: 5 substeps), at least ``min_substeps``.  The gradient is
 fresh at every substep.  The curvature (U, lambda, D) is measured once per
 unit by default and the slack carried between measurements by the same linear
 model, A <- alpha + beta[X]; ``refresh="substep"`` measures it at every

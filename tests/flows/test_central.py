@@ -434,15 +434,26 @@ def test_the_uv_models_heavy_ball_central_flow_reaches_the_closed_form_point_on_
     assert over[0] < 0.02 and over[1] < 1e-3 and over[1] < over[0] / 16
 
 
-def test_for_a_constant_gradient_the_heavy_ball_flow_passes_through_every_iterate():
-    """L = g . theta (a constant gradient): the iteration (v_0 = 0) and the flow from HeavyBall.flow_init agree at
-    every step, theta_t = theta_0 - P^{-1} g (t - beta (1 - beta^t)/(1 - beta)) with P^{-1} = eta/(1 - beta), up to
-    the Euler substeps' error."""
+@pytest.mark.parametrize("rule", ["heavy-ball", "adam"])
+def test_for_a_constant_gradient_the_momentum_flows_pass_through_every_iterate(rule):
+    """L = g . theta (a constant gradient), the iteration from its own start (v = 0; Adam's m = nu = 0 with bias
+    corrections) against the flows from ``flow_init``, by closed forms:
+
+    * heavy ball: theta_t = theta_0 - P^{-1} g (t - beta (1 - beta^t)/(1 - beta)), P^{-1} = eta/(1 - beta),
+      because the flow starts at m_0 = (1 - beta kappa/(1 - beta)) g;
+    * Adam: theta_t = theta_0 - t eta g/(|g| + eps), because the flow keeps the bias corrections from t = 1.
+
+    The flows agree up to the Euler substeps' error (dt = 1/2000)."""
     g = jnp.array([0.3, -1.0])
     lin = lambda p: jnp.dot(g, p["v"])  # noqa: E731
-    dyn, units = HeavyBall(0.1, 0.9), 30
+    units = 30
     t = np.arange(units + 1)[:, None]
-    want = -dyn.eta / (1 - dyn.beta) * np.asarray(g) * (t - dyn.beta * (1 - dyn.beta ** t) / (1 - dyn.beta))
+    if rule == "heavy-ball":
+        dyn = HeavyBall(0.1, 0.9)
+        want = -dyn.eta / (1 - dyn.beta) * np.asarray(g) * (t - dyn.beta * (1 - dyn.beta ** t) / (1 - dyn.beta))
+    else:
+        dyn = Adam(0.1, 0.9, 0.99, 1e-8)
+        want = -t * dyn.eta * np.asarray(g) / (np.abs(np.asarray(g)) + dyn.eps)
     discrete = DiscreteRun(lin, dyn, k=1, tol=1e-6).run({"v": jnp.zeros(2)}, units)
     np.testing.assert_allclose(np.asarray(discrete.thetas), want, rtol=1e-12, atol=1e-14)
     stable = StableFlow(lin, dyn, k=1, tol=1e-6, stiffness=1e9, min_substeps=2000).run({"v": jnp.zeros(2)}, units)
