@@ -19,6 +19,12 @@ third-derivative products per unit, 1.6-1.9 s per unit.
 
     PYTHONPATH=. .venv/bin/python benchmarks/central_flow_cost.py [--units 20] [--warmup 150] [--n-train 300] [--ks 1,2,3,4]
 
+``--rule heavy-ball --eta 0.2`` or ``--rule adam --eta 1e-3`` measures the momentum flows the same way.  Use
+``--start central --warmup 250``: the warm-up then follows the central flow itself, and every variant starts
+from its parameters and flow state, on the edge.  (From a discrete run's parameters past the edge, with a fresh
+flow state, a momentum flow is projected by one impulse in its first substep that carries it below the edge,
+where every variant is the same flow.)
+
 ``--widths 64,64 --n-train 1000 --eta auto`` is the reference's own problem: its tanh MLP 64-64-64-10 (64
 inputs, two hidden layers of 64, 10 outputs: 9k parameters) on 1000 standardised digits, MSE, GD at
 eta = 1 / lambda_0, the top Hessian eigenvalue at initialisation.
@@ -34,17 +40,20 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 from eoslab.experiments.central_flows import _problem  # noqa: E402
-from eoslab.flows import CentralFlow, DiscreteRun, GD  # noqa: E402
+from eoslab.flows import CentralFlow, DiscreteRun, dynamics_for  # noqa: E402
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--units", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=150, help="GD steps before measuring (past the edge)")
+    ap.add_argument("--warmup", type=int, default=150, help="optimizer steps before measuring (past the edge)")
     ap.add_argument("--n-train", type=int, default=300)
     ap.add_argument("--ks", default="1,2,3,4")
     ap.add_argument("--widths", default="200,200", help="hidden widths of the eos recipe's fc-tanh")
-    ap.add_argument("--eta", default="0.3", help="GD's step size, or 'auto': 1 / lambda_0 (the reference's)")
+    ap.add_argument("--eta", default="0.3", help="the step size, or 'auto': 1 / lambda_0 (the reference's)")
+    ap.add_argument("--rule", default="gd", help="gd, rmsprop, heavy-ball or adam (their default hyper-parameters)")
+    ap.add_argument("--start", default="discrete", choices=("discrete", "central"),
+                    help="warm up with the discrete optimizer, or along the central flow (its state carried)")
     args = ap.parse_args(argv)
     _, params, loss = _problem(args.n_train, [f"model.widths=[{args.widths}]"])
     if args.eta == "auto":
@@ -52,23 +61,33 @@ def main(argv=None):
         eta = 1.0 / float(sharpness(loss, params, tol=1e-8))
     else:
         eta = float(args.eta)
-    dyn = GD(eta)
+    dyn = dynamics_for(args.rule, eta)
     from jax.flatten_util import ravel_pytree
     theta, unravel = ravel_pytree(params)
     grad = jax.jit(jax.grad(lambda v: loss(unravel(v))))
-    for _ in range(args.warmup):
-        theta = theta - dyn.eta * grad(theta)
-    start = {"p": unravel(theta)}
     lossp = lambda p: loss(p["p"])  # noqa: E731
+    flow_state = None  # the flows' own flow_init
+    if args.start == "discrete":
+        step = jax.jit(dyn.update)
+        s = dyn.init(theta, grad(theta))
+        for _ in range(args.warmup):
+            theta, s = step(theta, s, grad(theta))
+    else:  # along the (per-unit) central flow itself, to a point where it is held at the edge
+        warm = CentralFlow(lossp, dyn, k=2, k_max=2, tol=1e-4).run({"p": unravel(theta)}, args.warmup)
+        theta, flow_state = warm.thetas[-1], warm.state
+        print(f"start: the central flow at t = {args.warmup}, lambda_1(P^-1 H) / c = "
+              f"{warm.points[-1].eigenvalues[0] / dyn.threshold:.4f}, X_11 = {warm.points[-1].X[0, 0]:.3g}")
+    start = {"p": unravel(theta)}
     rows = []
 
     def steady(runner):
         """Steady-state seconds per unit, and the trajectory of 2u units."""
-        runner.run(start, 2 * args.units)  # compile every substep count the timed runs meet
+        state = None if isinstance(runner, DiscreteRun) else flow_state
+        runner.run(start, 2 * args.units, state=state)  # compile every substep count the timed runs meet
         t0 = time.perf_counter()
-        runner.run(start, args.units)
+        runner.run(start, args.units, state=state)
         t1 = time.perf_counter()
-        traj = runner.run(start, 2 * args.units)
+        traj = runner.run(start, 2 * args.units, state=state)
         t2 = time.perf_counter()
         return ((t2 - t1) - (t1 - t0)) / args.units, traj
 
@@ -89,8 +108,8 @@ def main(argv=None):
             wall, c = steady(CentralFlow(lossp, dyn, k=k, k_max=k, tol=1e-4, refresh="unit", third_every=every))
             rows.append((f"k = {k}, per unit, D every {every}", np.mean(c.series("hvps")[1:]),
                          np.mean(c.series("third")[1:]), wall, off(c, ref)))
-    print(f"fc-tanh [{args.widths}], GD eta = {dyn.eta:.4g} on {args.n_train} digits, from step {args.warmup} "
-          f"(past the edge), {2 * args.units} units")
+    print(f"fc-tanh [{args.widths}], {dyn.name} eta = {dyn.eta:.4g} on {args.n_train} digits, from t = {args.warmup} "
+          f"of the {args.start} run (past the edge), {2 * args.units} units")
     print(f"{'central flow variant':<30}{'HVPs/unit':>10}{'third/unit':>11}{'s/unit':>8}{'x discrete':>11}"
           f"{'theta off':>11}{'pred. loss off: median':>24}{'max':>9}")
     for name, hv, th, wall, err in rows:

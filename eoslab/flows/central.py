@@ -90,6 +90,7 @@ class Trajectory:
     points: list[FlowPoint]
     diverged: int | None = None  # the unit whose measurements were not finite (the trajectory ends there)
     reason: str = ""
+    state: np.ndarray | None = None  # the state s at the last point: ``run(thetas[-1], more, state=state)`` goes on
 
     def series(self, name: str) -> np.ndarray:
         if name == "sharpness":
@@ -207,6 +208,20 @@ class _Integrator:
         if key not in self._compiled:
             self._compiled[key] = build()
         return self._compiled[key]
+
+    def _start(self, theta, g0, state, *, discrete: bool = False):
+        """The initial state: ``state`` if given (checked against the dynamics' layout), else the dynamics' own."""
+        own = (self.dyn.init if discrete else self.dyn.flow_init)(theta, g0)
+        if state is None:
+            return own
+        state = jnp.asarray(state, theta.dtype)
+        what = "optimizer state (dynamics.init)" if discrete else "flow state (dynamics.flow_init)"
+        if state.shape != own.shape:
+            raise InputError(f"state has shape {tuple(state.shape)}, but {self.dyn.name}'s {what} for these "
+                             f"parameters has shape {tuple(own.shape)}; pass a state of that shape, or none.")
+        if not bool(jnp.all(jnp.isfinite(state))):
+            raise InputError(f"state has non-finite entries; pass a finite {what}, or none.")
+        return state
 
     def _cold(self, loss, theta, s, k: int):
         """The first, cold eigensolve of P(s)^{-1/2} H P(s)^{-1/2}: its result and the tracker state."""
@@ -353,11 +368,16 @@ class CentralFlow(_Integrator):
 
         return jax.jit(unit)
 
-    def run(self, params, steps: int) -> Trajectory:
-        """Integrate from ``params`` for ``steps`` units of time; a point at every unit."""
+    def run(self, params, steps: int, state=None) -> Trajectory:
+        """Integrate from ``params`` for ``steps`` units of time; a point at every unit.
+
+        ``state``: the flow's state s to start from (default ``dynamics.flow_init``), e.g. the ``state`` of an
+        earlier trajectory, to go on from its end (with a cold eigensolve, fresh third derivatives, and the
+        first unit's substeps set by lambda there rather than by the previous unit's).
+        """
         theta, loss = self._flat(params)
         g0 = jax.grad(loss)(theta)
-        s = self.dyn.flow_init(theta, g0)
+        s = self._start(theta, g0, state)
         k = self.k
         res, tstate = self._cold(loss, theta, s, k)
         D_base, U_base = _no_third(k, theta)  # none yet: the first unit computes them
@@ -379,7 +399,7 @@ class CentralFlow(_Integrator):
                                     float(out.error)))
             why = _divergence(self.dyn, points[-1], out.theta, out.s, self.stiffness)
             if why:
-                return Trajectory("central", thetas, points, diverged=t, reason=why)
+                return Trajectory("central", thetas, points, diverged=t, reason=why, state=np.asarray(s))
             if t < steps:  # (the last unit only measures)
                 theta, s, tstate, D_base, U_base = out.theta, out.s, out.tracker, out.D, out.U_D
                 thetas.append(np.asarray(theta))
@@ -389,7 +409,7 @@ class CentralFlow(_Integrator):
                 tstate = _grow(tstate)
                 D_base, U_base = _no_third(k, theta)
                 since = None
-        return Trajectory("central", thetas, points)
+        return Trajectory("central", thetas, points, state=np.asarray(s))
 
 
 def _no_third(k: int, theta: jax.Array):
@@ -437,9 +457,10 @@ class StableFlow(_Integrator):
 
         return jax.jit(unit)
 
-    def run(self, params, steps: int) -> Trajectory:
+    def run(self, params, steps: int, state=None) -> Trajectory:
+        """Integrate from ``params`` (and ``state``, as :meth:`CentralFlow.run`) for ``steps`` units of time."""
         theta, loss = self._flat(params)
-        s = self.dyn.flow_init(theta, jax.grad(loss)(theta))
+        s = self._start(theta, jax.grad(loss)(theta), state)
         res, tstate = self._cold(loss, theta, s, self.k)
         lam_max = float(res.eigenvalues[0])
         thetas, points = [np.asarray(theta)], []
@@ -452,12 +473,12 @@ class StableFlow(_Integrator):
                                     bool(ok), float(err)))
             why = _divergence(self.dyn, points[-1], new_theta, new_s, self.stiffness)
             if why:
-                return Trajectory("stable", thetas, points, diverged=t, reason=why)
+                return Trajectory("stable", thetas, points, diverged=t, reason=why, state=np.asarray(s))
             if t < steps:
                 theta, s = new_theta, new_s
                 thetas.append(np.asarray(theta))
             lam_max = float(lam[0])
-        return Trajectory("stable", thetas, points)
+        return Trajectory("stable", thetas, points, state=np.asarray(s))
 
 
 class DiscreteRun(_Integrator):
@@ -483,10 +504,11 @@ class DiscreteRun(_Integrator):
 
         return jax.jit(step)
 
-    def run(self, params, steps: int) -> Trajectory:
+    def run(self, params, steps: int, state=None) -> Trajectory:
+        """``steps`` steps from ``params`` and the optimizer's ``state`` (default ``dynamics.init``)."""
         theta, loss = self._flat(params)
         g0 = jax.grad(loss)(theta)
-        s = self.dyn.init(theta, g0)
+        s = self._start(theta, g0, state, discrete=True)
         _, tstate = self._cold(loss, theta, self.dyn.update(theta, s, g0)[1], self.k)
         step = self._compile(params, None, lambda: self._step_fn(loss))
 
@@ -497,8 +519,8 @@ class DiscreteRun(_Integrator):
                                     int(hvps), 0, 1, bool(ok), float(err)))
             why = _divergence(self.dyn, points[-1], new_theta, new_s, math.inf)
             if why:
-                return Trajectory("discrete", thetas, points, diverged=t, reason=why)
+                return Trajectory("discrete", thetas, points, diverged=t, reason=why, state=np.asarray(s))
             if t < steps:
                 theta, s = new_theta, new_s
                 thetas.append(np.asarray(theta))
-        return Trajectory("discrete", thetas, points)
+        return Trajectory("discrete", thetas, points, state=np.asarray(s))

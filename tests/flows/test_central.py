@@ -460,3 +460,30 @@ def test_for_a_constant_gradient_the_momentum_flows_pass_through_every_iterate(r
     stable = StableFlow(lin, dyn, k=1, tol=1e-6, stiffness=1e9, min_substeps=2000).run({"v": jnp.zeros(2)}, units)
     err = np.abs(np.asarray(stable.thetas) - want).max()
     assert err < 1e-3 * np.abs(want).max()  # dt = 1/2000: the semi-implicit Euler's first-order error
+
+
+@pytest.mark.slow
+def test_a_flow_goes_on_from_an_earlier_trajectorys_end():
+    """run(thetas[-1], more, state=traj.state) continues a trajectory (with the substep count fixed): the stable
+    flow and the discrete run exactly, the central flow up to its cold eigensolve (tol 1e-10)."""
+    th = theta0()
+    lam0 = float(np.linalg.eigvalsh(np.asarray(jax.hessian(loss_flat)(th)))[-1])
+    dyn = HeavyBall(1.2 * 38 * 0.1 / lam0, 0.9)  # past its edge: the central flow's X > 0
+    fixed = dict(stiffness=1e9, min_substeps=8)  # (the substeps otherwise follow the previous unit's lambda)
+    for make in (lambda: StableFlow(loss, dyn, k=1, tol=1e-10, **fixed), lambda: DiscreteRun(loss, dyn, k=1, tol=1e-10),
+                 lambda: CentralFlow(loss, dyn, k=2, k_max=2, tol=1e-10, sdcp_tol=1e-12, refresh="substep", **fixed)):
+        whole = make().run({"v": th}, 6)
+        first = make().run({"v": th}, 3)
+        rest = make().run({"v": jnp.asarray(first.thetas[-1])}, 3, state=first.state)
+        np.testing.assert_allclose(np.asarray(rest.thetas), np.asarray(whole.thetas[3:]), rtol=1e-7, atol=1e-10)
+        np.testing.assert_allclose(rest.state, whole.state, rtol=1e-7, atol=1e-10)
+    assert any(p.X[0, 0] > 0 for p in whole.points)
+
+
+def test_a_state_of_the_wrong_shape_or_not_finite_is_refused():
+    from eoslab.errors import InputError
+    th, dyn = theta0(), HeavyBall(0.01, 0.9)
+    with pytest.raises(InputError, match=r"state has shape \(3,\), but heavy-ball's flow state .* has shape \(9,\)"):
+        StableFlow(loss, dyn).run({"v": th}, 1, state=np.zeros(3))
+    with pytest.raises(InputError, match="state has non-finite entries"):
+        CentralFlow(loss, dyn).run({"v": th}, 1, state=np.full(9, np.nan))
