@@ -59,7 +59,7 @@ Rules (parameters and states are flat vectors):
   (the iteration starts at v = 0 and lags gradient flow by beta/(1 - beta)
   steps; so does the flow).  Measured in the central-flows reproduction
   (eta = 0.2, fc-tanh [200, 200] on 1000 digits): up to the edge the flows
-  stay within 0.045-0.06 of the run's own displacement from it; a flow of
+  stay within 0.045-0.062 of the run's own displacement from it; a flow of
   theta alone (P = (1 - beta)/eta, no m) was 0.78 away at step 20, since the
   iteration rings in its stiff directions and such a flow cannot.
 * :class:`Adam` (an extension): m <- beta1 m + (1 - beta1) g, nu <- beta2 nu + (1 - beta2) g^2,

@@ -107,7 +107,8 @@ def reference_flow(dyn, theta, units, k, n, sdcp=cvxpy_sdcp, refresh="substep", 
                     # the rules' rates are quadratic in g, so the central difference has no truncation error;
                     # its rounding error is about eps |r| / h^2 (1e-8 at h = 1e-4, too coarse over 10 units)
                     h = 1e-2
-                    f = lambda e: np.asarray(dyn.rate(jnp.asarray(s), jnp.asarray(g + e * q), jnp.asarray(g)))  # noqa: E731
+                    def f(e):
+                        return np.asarray(dyn.rate(jnp.asarray(s), jnp.asarray(g + e * q), jnp.asarray(g)))
                     total += 0.5 * wi * (f(h) - 2 * f(0.0) + f(-h)) / h ** 2
                 return total
 
