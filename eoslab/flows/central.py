@@ -163,12 +163,13 @@ def _substeps(dyn, lam_max: float, s, stiffness: float, min_substeps: int) -> in
 
 
 def _divergence(dyn, point: FlowPoint, theta, s, stiffness: float) -> str:
-    """Why a trajectory cannot go on after this point ('' if it can)."""
+    """Why a trajectory cannot go on after this point ('' if it can); ``stiffness`` inf: no substeps to bound
+    (the discrete run, whose ``s`` is the optimizer's state, not a flow's)."""
     if not (np.isfinite(point.loss) and np.all(np.isfinite(point.eigenvalues))):
         return "the loss or lambda(P^-1 H) is not finite"
     if not np.all(np.isfinite(np.asarray(theta))):
         return "the parameters are not finite"
-    if dyn.fastest_rate(float(point.eigenvalues[0]), s) / stiffness > MAX_SUBSTEPS:
+    if math.isfinite(stiffness) and dyn.fastest_rate(float(point.eigenvalues[0]), s) / stiffness > MAX_SUBSTEPS:
         return (f"lambda_1(P^-1 H) = {point.eigenvalues[0]:.3g} would need more than {MAX_SUBSTEPS} Euler substeps "
                 "per unit")
     return ""

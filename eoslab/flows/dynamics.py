@@ -17,9 +17,10 @@ A flow needs, of an optimizer with state s:
   semi-implicit (symplectic) Euler substeps, the state first and theta with
   the new state, so that Sigma, which enters through the velocity, acts on
   theta within the substep;
-* ``fastest_rate(lam)``: the largest rate of the flow's linearisation at
-  lambda_1(P^{-1} H) = lam, which sets the Euler substeps (first order: lam;
-  momentum: sqrt(kappa lam), see :class:`HeavyBall`);
+* ``fastest_rate(lam, s)``: the largest rate of the flow's linearisation at
+  lambda_1(P^{-1} H) = lam and flow state s, which sets the Euler substeps
+  (first order: lam; momentum: sqrt(kappa lam), see :class:`HeavyBall`, with
+  Adam's bias-corrected kappa / (1 - beta1^t) early on);
 * ``init(theta, g0)`` and ``update(theta, s, g) -> (theta', s')``: the
   discrete optimizer itself (the state updates first, as in optax and PyTorch);
   ``flow_init(theta, g0)``: the flows' initial state.
@@ -67,12 +68,15 @@ Rules (parameters and states are flat vectors):
   P = (sqrt(nu_hat) + eps)/eta; with P frozen the EMA momentum is stable
   while lambda_1(P^{-1} H) < (2 + 2 beta1)/(1 - beta1) = 38 at beta1 = 0.9
   (Cohen et al. 2022), so c = 38.  The flows carry m like heavy ball's
-  (kappa1 = -ln beta1, dtheta/dt = -P^{-1} m) and nu like RMSProp's (rate
-  -ln(beta2)(g^2 - nu)), with no bias correction (the flows' t is large):
-  they start at m = g_0 and nu = g_0^2, the discrete run's bias-corrected
-  m_hat and nu_hat after its first step, so both start from the same P and
-  the same direction.  Sigma acts on the slack through nu (as RMSProp's, at
-  once) and through m.
+  (kappa1 = -ln beta1, dtheta/dt = -P^{-1} m_hat) and nu like RMSProp's (rate
+  -ln(beta2)(g^2 - nu)), and t (rate 1) with both bias corrections,
+  m_hat = m / (1 - beta1^t), nu_hat = nu / (1 - beta2^t).  They start from the
+  state the discrete run's first step applies: t = 1, m = (1 - beta1) g_0,
+  nu = (1 - beta2) g_0^2 (m_hat = g_0, nu_hat = g_0^2), so both start from the
+  same P and direction, and for a constant gradient the flow passes through
+  every iterate.  Early on the bias-corrected EMAs relax at about 1/t, which
+  sets the first units' substeps.  Sigma acts on the slack through nu (as
+  RMSProp's, at once) and through m.
 
 The hyper-parameters are validated by the eoslab rule of the same name
 (:mod:`eoslab.rules`), so a flow takes the keys of ``[optimizer]``.
