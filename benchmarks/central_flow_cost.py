@@ -46,7 +46,7 @@ from eoslab.flows import CentralFlow, DiscreteRun, dynamics_for  # noqa: E402
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--units", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=150, help="optimizer steps before measuring (past the edge)")
+    ap.add_argument("--warmup", type=int, default=150, help="optimizer steps (--start central: units of central flow) before measuring")
     ap.add_argument("--n-train", type=int, default=300)
     ap.add_argument("--ks", default="1,2,3,4")
     ap.add_argument("--widths", default="200,200", help="hidden widths of the eos recipe's fc-tanh")
