@@ -403,7 +403,7 @@ def test_below_the_edge_the_heavy_ball_flows_are_the_semi_implicit_euler_of_thei
     exact = (expm(units * J) @ np.r_[v0, m0])[:3]
     err = np.abs(np.asarray(stable.thetas[-1]) - exact).max()
     assert err < 2e-3 * np.abs(exact).max()  # n = 400: first order in dt = 1/400
-    # and the flow rings as the iteration does: dtheta changes sign along the stiffest direction within a unit
+    # and the flow rings as the iteration does: its step along the stiffest direction changes sign between units
     assert np.any(np.diff(np.sign(np.diff(np.asarray(stable.thetas)[:, 0]))) != 0)
 
 
